@@ -1,0 +1,1 @@
+"""Backends: the only modules of portanet that import a concrete array library."""

@@ -1,0 +1,42 @@
+"""The JAX backend: XLA on CPU or GPU; the training step is compiled with `jax.jit`."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from portanet.backend import Backend
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    xp = jnp
+    version = jax.__version__
+
+    def __init__(self):
+        self.device = jax.devices()[0]
+        # Parity tests compare float32 results across backends: no reduced-precision matmuls.
+        jax.config.update("jax_default_matmul_precision", "float32")
+
+    def asarray(self, x, dtype=None):
+        if not isinstance(x, (jax.Array, np.ndarray)) and hasattr(x, "__dlpack__"):
+            try:
+                x = jnp.from_dlpack(x)
+            except (BufferError, RuntimeError, TypeError):
+                x = np.asarray(x)
+        if isinstance(x, (list, tuple)) or np.isscalar(x):
+            x = np.asarray(x)
+        if dtype is not None and dtype == jnp.float64:
+            self.enable_float64()
+        return jax.device_put(jnp.asarray(x, dtype=dtype), self.device)
+
+    def to_numpy(self, x):
+        return np.asarray(x)
+
+    def jit(self, fn, **kwargs):
+        return jax.jit(fn, **kwargs)
+
+    def enable_float64(self):
+        jax.config.update("jax_enable_x64", True)
+
+
+def make():
+    return JaxBackend()

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install portanet with its test extra into a fresh virtual environment, then run the README's
+# test command: every CPU backend (numpy, jax, strict) in one pytest invocation.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+venv=${PORTANET_CI_VENV:-$(mktemp -d)/venv}
+python3 -m venv "$venv"
+. "$venv/bin/activate"
+python -m pip install -q --upgrade pip
+python -m pip install -q -e ".[test]"
+# PyTorch is an optional oracle; 2.13.0 is the CPU build this machine keeps on disk (a plain
+# `torch` would fetch a multi-GB CUDA build). Tests that need it skip where it is missing.
+python -m pip install -q "torch==2.13.0" || echo "ci: torch not installed; torch oracle tests will skip"
+python -m portanet info
+set +e
+python -m pytest -q -p no:cacheprovider
+code=$?
+set -e
+echo "ci: wall time $(( $(date +%s) - start )) s"
+if [ "$code" -eq 5 ]; then
+    echo "ci: pytest collected no tests" >&2
+    exit 1
+fi
+exit "$code"

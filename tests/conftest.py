@@ -1,0 +1,35 @@
+"""The `backend` fixture: every test that takes it runs once per installed backend."""
+import pytest
+
+from portanet import backend as B
+from portanet.errors import BackendUnavailableError
+
+PARAMS = [pytest.param(name, marks=pytest.mark.gpu) if name in B.GPU_ONLY else name for name in B.KNOWN]
+
+
+def usable(name):
+    """(True, None) or (False, reason) for backend `name` on this machine."""
+    if not B.installed(name):
+        return False, f"{name} backend not installed"
+    try:
+        B.load(name)
+    except BackendUnavailableError as error:
+        return False, str(error)
+    return True, None
+
+
+@pytest.fixture(params=PARAMS)
+def backend(request):
+    """The Backend under test, current for the duration of the test, at float32."""
+    ok, reason = usable(request.param)
+    if not ok:
+        pytest.skip(reason)
+    with B.use(request.param, floatx="float32") as b:
+        yield b
+
+
+@pytest.fixture
+def float64(backend):
+    """The same backend at float64 (JAX turns on x64)."""
+    with B.use(backend.name, floatx="float64") as b:
+        yield b

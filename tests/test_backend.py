@@ -1,0 +1,131 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import portanet
+from portanet import backend as B
+from portanet.errors import BackendUnavailableError, InvalidArgumentError
+
+
+def run_python(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_version():
+    assert portanet.__version__.count(".") == 2
+
+
+def test_unknown_backend_lists_valid_names():
+    with pytest.raises(InvalidArgumentError) as info:
+        B.set("nope")
+    for name in ("numpy", "jax", "cupy", "strict"):
+        assert name in str(info.value)
+    assert "Received: backend='nope'" in str(info.value)
+
+
+def test_unknown_backend_from_environment():
+    result = run_python("import portanet", PORTANET_BACKEND="nope")
+    assert result.returncode != 0
+    assert "Expected one of ['cupy', 'jax', 'numpy', 'strict']" in result.stderr
+
+
+def test_missing_backend_names_the_extra(monkeypatch):
+    monkeypatch.setattr(B, "installed", lambda name: False)
+    monkeypatch.setattr(B, "_loaded", {})
+    with pytest.raises(BackendUnavailableError, match=r'pip install "portanet\[jax\]"'):
+        B.load("jax")
+
+
+def test_cupy_without_gpu_is_a_clear_error():
+    if not B.installed("cupy"):
+        pytest.skip("cupy not installed")
+    try:
+        B.load("cupy")
+    except BackendUnavailableError as error:
+        assert "GPU" in str(error)
+
+
+def test_use_restores_on_exception(backend):
+    before = B.get()
+    with pytest.raises(RuntimeError):
+        with B.use("numpy", floatx="float64"):
+            assert B.floatx() == "float64"
+            raise RuntimeError("boom")
+    assert B.get() is before and B.floatx() == "float32"
+
+
+def test_set_floatx_rejects_unknown():
+    with pytest.raises(InvalidArgumentError, match="Received: floatx='float16'"):
+        portanet.set_floatx("float16")
+
+
+def test_float64_on_a_backend_without_it(monkeypatch, backend):
+    monkeypatch.setattr(type(backend), "has_float64", False)
+    if backend.name == "jax":
+        pytest.skip("JAX enables float64 itself")
+    with pytest.raises(InvalidArgumentError, match="has no float64"):
+        portanet.set_floatx("float64")
+    assert B.floatx() == "float32"
+
+
+def test_available_lists_installed():
+    names = B.available()
+    assert "numpy" in names
+    assert all(name in B.KNOWN for name in names)
+
+
+def test_roundtrip_and_dtypes(backend):
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = backend.asarray(x)
+    assert a.shape == (2, 3) and a.dtype == backend.xp.float32
+    np.testing.assert_array_equal(backend.to_numpy(a), x)
+    assert backend.asarray([1.0, 2.0], dtype=backend.xp.float32).dtype == backend.xp.float32
+    assert backend.float_dtype() == backend.xp.float32
+
+
+def test_float64(float64):
+    assert float64.float_dtype() == float64.xp.float64
+    a = float64.asarray(np.array([1e-200]), dtype=float64.xp.float64)
+    assert float64.to_numpy(a * 1e-100)[0] > 0  # underflows to 0 in float32
+
+
+@pytest.mark.parametrize("source", ["numpy", "jax", "strict", "torch"])
+def test_asarray_accepts_dlpack_arrays(backend, source):
+    host = np.arange(4, dtype=np.float32)
+    if source == "torch":
+        torch = pytest.importorskip("torch")
+        foreign = torch.arange(4, dtype=torch.float32)
+    else:
+        ok = B.installed(source)
+        if not ok:
+            pytest.skip(f"{source} not installed")
+        foreign = B.load(source).asarray(host)
+    np.testing.assert_array_equal(backend.to_numpy(backend.asarray(foreign)), host)
+
+
+def test_jit_is_callable(backend):
+    f = backend.jit(lambda a: a * 2)
+    np.testing.assert_array_equal(backend.to_numpy(f(backend.asarray(np.ones(3, np.float32)))), 2)
+
+
+def test_info_command():
+    result = run_python("import portanet.__main__ as m; m.main(['info'])", PORTANET_BACKEND="numpy")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"portanet {portanet.__version__}" in out
+    assert "backend: numpy (device: cpu)" in out and "floatx:  float32" in out
+    for name in B.KNOWN:
+        assert f"  {name} " in out
+
+
+def test_info_on_jax():
+    if not B.installed("jax"):
+        pytest.skip("jax not installed")
+    result = subprocess.run([sys.executable, "-m", "portanet", "info"], capture_output=True, text=True,
+                            env={**os.environ, "PORTANET_BACKEND": "jax"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "backend: jax" in result.stdout
