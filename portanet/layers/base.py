@@ -1,0 +1,232 @@
+"""The layer contract (DESIGN.md §3): configuration plus pure functions over a dict of arrays.
+
+    out_shape = layer.build(in_shape)                  # shapes without the batch axis; validates
+    params    = layer.init(key)                        # dict[str, array]; {} without parameters
+    y, cache  = layer.forward(params, x, training=False, key=None)
+    dx, grads = layer.backward(params, cache, dy)      # grads has the keys of params
+
+Called on a `SymbolicTensor` (from `portanet.Input`), a layer records a node of a functional
+model instead of computing anything. Called on an array, it computes (building and initialising
+itself on first use), like a Keras layer.
+"""
+import itertools
+import math
+import re
+
+from .. import activations, initializers, random, regularizers
+from ..backend import get as _backend
+from ..errors import InvalidArgumentError, InvalidTypeError, invalid
+
+_name_counts = {}
+_eager_keys = itertools.count()
+
+
+def unique_name(base):
+    """"dense", then "dense_1", "dense_2", ... (Keras' default layer names)."""
+    n = _name_counts.get(base, 0)
+    _name_counts[base] = n + 1
+    return base if n == 0 else f"{base}_{n}"
+
+
+def _snake(name):
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise invalid(name, "a positive int", value)
+    return value
+
+
+class SymbolicTensor:
+    """A placeholder for a layer's output in a functional model: its shape (without batch)."""
+
+    def __init__(self, shape, layer, inputs=()):
+        self.shape = tuple(shape)
+        self.layer = layer
+        self.inputs = list(inputs)
+
+    def __repr__(self):
+        return f"<SymbolicTensor shape=(None, {', '.join(map(str, self.shape))}) from {self.layer.name}>"
+
+
+class Layer:
+    multi_input = False  # Add, Concatenate take a list of inputs
+
+    def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True):
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise invalid("name", "a non-empty string without '/'", name)
+        self.name = name or unique_name(_snake(type(self).__name__))
+        if input_dim is not None:
+            input_shape = (check_positive_int("input_dim", input_dim),)
+        self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
+        self.trainable = trainable
+        self.input_shape = self.output_shape = None
+        self.params = {}
+
+    # ----- configuration and shapes -------------------------------------------------------------
+    @property
+    def built(self):
+        return self.output_shape is not None
+
+    def build(self, input_shape):
+        """Validate the configuration against `input_shape` (no batch axis); returns the output shape."""
+        if self.multi_input:
+            input_shape = [tuple(s) for s in input_shape]
+        else:
+            input_shape = tuple(input_shape)
+        if self.built and input_shape != self.input_shape:
+            raise InvalidArgumentError(
+                f"Layer '{self.name}' was built for input shape {self.input_shape} and cannot be "
+                f"reused on another. Expected input_shape={self.input_shape}. Received: input_shape={input_shape}")
+        output_shape = tuple(self.compute_output_shape(input_shape))
+        self.input_shape, self.output_shape = input_shape, output_shape
+        return output_shape
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def param_specs(self):
+        """{name: (shape, initializer, regularizer)} after build, in get_weights order."""
+        return {}
+
+    def count_params(self):
+        return sum(math.prod(shape) for shape, _, _ in self.param_specs().values())
+
+    def init(self, key):
+        """Fresh parameters drawn from `key` with each parameter's initializer."""
+        specs = self.param_specs()
+        if not specs:
+            return {}
+        keys = random.split(key, len(specs))
+        dtype = _backend().float_dtype()
+        return {name: init(keys[i, ...], shape, dtype)
+                for i, (name, (shape, init, _)) in enumerate(specs.items())}
+
+    # ----- computation ---------------------------------------------------------------------------
+    def forward(self, params, x, training=False, key=None):
+        raise NotImplementedError
+
+    def backward(self, params, cache, dy):
+        raise NotImplementedError
+
+    def regularization(self, params):
+        """(penalty added to the loss, {name: gradient of the penalty}) for regularized params."""
+        penalty, grads = 0.0, {}
+        for name, (_, _, regularizer) in self.param_specs().items():
+            if regularizer is not None:
+                penalty = penalty + regularizer.penalty(params[name])
+                grads[name] = regularizer.gradient(params[name])
+        return penalty, grads
+
+    def __call__(self, inputs, training=False):
+        if isinstance(inputs, SymbolicTensor) or (
+                isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, SymbolicTensor) for t in inputs)):
+            tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+            if self.multi_input != isinstance(inputs, (list, tuple)):
+                expected = "a list of tensors" if self.multi_input else "one tensor"
+                raise invalid("inputs", f"{expected} for layer '{self.name}'", inputs, InvalidTypeError)
+            shape = self.build([t.shape for t in tensors] if self.multi_input else tensors[0].shape)
+            return SymbolicTensor(shape, self, tensors)
+        # eager call on arrays
+        xs = list(inputs) if self.multi_input else [inputs]
+        if not self.built:
+            self.build([x.shape[1:] for x in xs] if self.multi_input else xs[0].shape[1:])
+        if self.param_specs() and not self.params:
+            self.params = self.init(random.key(next(_eager_keys)))
+        key = random.key(next(_eager_keys)) if training else None
+        return self.forward(self.params, inputs, training=training, key=key)[0]
+
+    # ----- weights and config --------------------------------------------------------------------
+    def get_weights(self):
+        """The layer's arrays as NumPy arrays, in order (kernel, then bias)."""
+        b = _backend()
+        return [b.to_numpy(self.params[name]) for name in self.param_specs()]
+
+    def set_weights(self, weights):
+        specs = self.param_specs()
+        if len(weights) != len(specs):
+            raise invalid("weights", f"a list of {len(specs)} arrays for layer '{self.name}'",
+                          f"a list of {len(weights)} arrays")
+        b = _backend()
+        new = {}
+        for (name, (shape, _, _)), w in zip(specs.items(), weights):
+            if tuple(w.shape) != tuple(shape):
+                raise invalid(f"weights ({self.name}/{name})", f"shape {tuple(shape)}", tuple(w.shape))
+            new[name] = b.asarray(w, dtype=b.float_dtype())
+        self.params = new
+
+    def get_config(self):
+        config = {"name": self.name, "trainable": self.trainable}
+        if self.declared_input_shape is not None:
+            config["input_shape"] = list(self.declared_input_shape)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}>"
+
+
+class ActivatedLayer(Layer):
+    """A linear map followed by an activation: y = act(z), z = linear(x).
+
+    Subclasses define `linear_forward(params, x) -> (z, cache)` and
+    `linear_backward(params, cache, dz) -> (dx, grads)`. A loss fused with the activation
+    (softmax + cross-entropy) calls `backward_from_preactivation` with dL/dz directly.
+    """
+
+    def __init__(self, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, params, x, training=False, key=None):
+        z, cache = self.linear_forward(params, x)
+        y = self.activation(z)
+        return y, (cache, z, y)
+
+    def backward(self, params, cache, dy):
+        _, z, y = cache
+        return self.backward_from_preactivation(params, cache, self.activation.backward(dy, z, y))
+
+    def backward_from_preactivation(self, params, cache, dz):
+        return self.linear_backward(params, cache[0], dz)
+
+    @staticmethod
+    def preactivation(cache):
+        return cache[1]
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation.get_config()}
+
+
+class WeightedLayer(ActivatedLayer):
+    """An activated layer with a kernel and an optional bias (Dense, Conv2D)."""
+
+    def __init__(self, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(activation=activation, **kwargs)
+        if not isinstance(use_bias, bool):
+            raise invalid("use_bias", "True or False", use_bias, InvalidTypeError)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+
+    def weight_specs(self, kernel_shape, bias_shape):
+        specs = {"kernel": (tuple(kernel_shape), self.kernel_initializer, self.kernel_regularizer)}
+        if self.use_bias:
+            specs["bias"] = (tuple(bias_shape), self.bias_initializer, self.bias_regularizer)
+        return specs
+
+    def get_config(self):
+        def reg(r):
+            return None if r is None else r.get_config()
+        return {**super().get_config(), "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer.get_config(),
+                "bias_initializer": self.bias_initializer.get_config(),
+                "kernel_regularizer": reg(self.kernel_regularizer),
+                "bias_regularizer": reg(self.bias_regularizer)}

@@ -1,0 +1,229 @@
+"""Input, Dense, Flatten, Reshape, Dropout, Activation, Add and Concatenate."""
+import math
+
+from .. import random
+from ..backend import get as _backend
+from ..errors import invalid
+from .base import ActivatedLayer, Layer, SymbolicTensor, WeightedLayer, check_positive_int
+
+
+def _shape(name, value):
+    value = (value,) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(value, (tuple, list)) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and (d > 0) for d in value):
+        raise invalid(name, "a tuple of positive ints (without the batch axis)", value)
+    return tuple(value)
+
+
+class InputLayer(Layer):
+    """Declares the shape of one example (no batch axis); passes its input through."""
+
+    def __init__(self, shape, name=None):
+        super().__init__(name=name)
+        self.shape = _shape("shape", shape)
+        self.build(self.shape)
+
+    def forward(self, params, x, training=False, key=None):
+        return x, None
+
+    def backward(self, params, cache, dy):
+        return dy, {}
+
+    def get_config(self):
+        return {"name": self.name, "shape": list(self.shape)}
+
+
+def Input(shape, name=None):
+    """A symbolic input of `shape` (no batch axis), for the functional API and Sequential."""
+    layer = InputLayer(shape, name=name)
+    return SymbolicTensor(layer.shape, layer)
+
+
+class Dense(WeightedLayer):
+    """y = act(x @ kernel + bias); x (batch, ..., in) -> y (batch, ..., units); kernel (in, units).
+
+    Backward, with dz = dL/d(x @ kernel + bias):
+        d kernel = x^T dz,   d bias = sum of dz over the batch,   dx = dz kernel^T
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+        super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         bias_regularizer=bias_regularizer, **kwargs)
+        self.units = check_positive_int("units", units)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) < 1:
+            raise invalid("input_shape", f"at least one axis besides the batch for layer '{self.name}'",
+                          input_shape)
+        return (*input_shape[:-1], self.units)
+
+    def param_specs(self):
+        return self.weight_specs((self.input_shape[-1], self.units), (self.units,))
+
+    def linear_forward(self, params, x):
+        z = x @ params["kernel"]
+        if self.use_bias:
+            z = z + params["bias"]
+        return z, x
+
+    def linear_backward(self, params, x, dz):
+        xp = _backend().xp
+        x2 = xp.reshape(x, (-1, x.shape[-1]))
+        dz2 = xp.reshape(dz, (-1, dz.shape[-1]))
+        grads = {"kernel": x2.T @ dz2}
+        if self.use_bias:
+            grads["bias"] = xp.sum(dz2, axis=0)
+        return dz @ params["kernel"].T, grads
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+class Activation(ActivatedLayer):
+    """y = act(x), elementwise (softmax: along the last axis)."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(activation=activation, **kwargs)
+
+    def linear_forward(self, params, x):
+        return x, None
+
+    def linear_backward(self, params, cache, dz):
+        return dz, {}
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...)."""
+
+    def compute_output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def forward(self, params, x, training=False, key=None):
+        return _backend().xp.reshape(x, (x.shape[0], -1)), x.shape
+
+    def backward(self, params, shape, dy):
+        return _backend().xp.reshape(dy, shape), {}
+
+
+class Reshape(Layer):
+    """(batch, *input_shape) -> (batch, *target_shape); one entry of target_shape may be -1."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(target_shape, (tuple, list)) or not all(
+                isinstance(d, int) and (d > 0 or d == -1) for d in target_shape) or list(target_shape).count(-1) > 1:
+            raise invalid("target_shape", "a tuple of positive ints with at most one -1", target_shape)
+        self.target_shape = tuple(target_shape)
+
+    def compute_output_shape(self, input_shape):
+        size, known = math.prod(input_shape), math.prod(d for d in self.target_shape if d != -1)
+        shape = tuple(size // known if d == -1 else d for d in self.target_shape)
+        if math.prod(shape) != size:
+            raise invalid("target_shape", f"a shape with {size} elements, as input shape {input_shape}",
+                          self.target_shape)
+        return shape
+
+    def forward(self, params, x, training=False, key=None):
+        return _backend().xp.reshape(x, (x.shape[0], *self.output_shape)), x.shape
+
+    def backward(self, params, shape, dy):
+        return _backend().xp.reshape(dy, shape), {}
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, each unit is kept with probability 1 - rate and scaled by
+    1 / (1 - rate), so inference is the identity. Masks come from portanet.random: the same key
+    drops the same units on every backend."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise invalid("rate", "a float in [0, 1)", rate)
+        self.rate = float(rate)
+        self.seed = seed
+
+    def forward(self, params, x, training=False, key=None):
+        if not training or self.rate == 0.0:
+            return x, None
+        if key is None:
+            raise invalid("key", f"a random key for layer '{self.name}' in training", key)
+        keep = random.bernoulli(key, 1.0 - self.rate, x.shape)
+        scale = 1.0 / (1.0 - self.rate)
+        return _backend().xp.where(keep, x * scale, 0.0), keep
+
+    def backward(self, params, keep, dy):
+        if keep is None:
+            return dy, {}
+        return _backend().xp.where(keep, dy * (1.0 / (1.0 - self.rate)), 0.0), {}
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Add(Layer):
+    """y = x_1 + x_2 + ...; every input has the same shape; each dx_i = dy."""
+    multi_input = True
+
+    def compute_output_shape(self, input_shapes):
+        if len(input_shapes) < 2 or any(s != input_shapes[0] for s in input_shapes):
+            raise invalid("input_shape", f"two or more equal shapes for layer '{self.name}'", input_shapes)
+        return input_shapes[0]
+
+    def forward(self, params, xs, training=False, key=None):
+        y = xs[0]
+        for x in xs[1:]:
+            y = y + x
+        return y, len(xs)
+
+    def backward(self, params, n, dy):
+        return [dy] * n, {}
+
+
+class Concatenate(Layer):
+    """Joins inputs along `axis` (counted with the batch axis, as Keras; default -1)."""
+    multi_input = True
+
+    def __init__(self, axis=-1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise invalid("axis", "a non-zero int (axis 0 is the batch)", axis)
+        self.axis = axis
+
+    def compute_output_shape(self, input_shapes):
+        rank = len(input_shapes[0]) + 1
+        if len(input_shapes) < 2 or any(len(s) + 1 != rank for s in input_shapes) or not -rank <= self.axis < rank:
+            raise invalid("input_shape", f"two or more shapes of one rank with axis {self.axis} in range",
+                          input_shapes)
+        axis = self.axis % rank - 1
+        rest = [s[:axis] + s[axis + 1:] for s in input_shapes]
+        if any(r != rest[0] for r in rest):
+            raise invalid("input_shape", f"shapes equal except along axis {self.axis}", input_shapes)
+        out = list(input_shapes[0])
+        out[axis] = sum(s[axis] for s in input_shapes)
+        return tuple(out)
+
+    def forward(self, params, xs, training=False, key=None):
+        axis = self.axis % (xs[0].ndim)
+        return _backend().xp.concat(xs, axis=axis), [x.shape[axis] for x in xs]
+
+    def backward(self, params, sizes, dy):
+        axis = self.axis % dy.ndim
+        pieces, start = [], 0
+        for size in sizes:
+            index = [slice(None)] * dy.ndim
+            index[axis] = slice(start, start + size)
+            pieces.append(dy[tuple(index)])
+            start += size
+        return pieces, {}
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Add",
+           "Concatenate"]
