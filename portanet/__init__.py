@@ -1,7 +1,19 @@
-"""portanet: Keras-style neural networks with hand-written backprop on any Array API backend."""
-from . import backend, random
+"""portanet: Keras-style neural networks with hand-written backprop on any Array API backend.
+
+    import portanet as pn
+    model = pn.Sequential([pn.Input((784,)), pn.layers.Dense(40, activation="relu"),
+                           pn.layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=5, batch_size=50)
+"""
+from . import (activations, backend, callbacks, data, initializers, layers, losses, metrics, optimizers, random,
+               regularizers)
 from ._version import __version__
 from .backend import floatx, set_floatx
 from .errors import BackendUnavailableError, InvalidArgumentError, InvalidTypeError, PortanetError
+from .io import ModelFileError, load_model
+from .layers import Input
+from .model import Model, Sequential
+from .random import set_seed
 
 backend._init_from_environment()

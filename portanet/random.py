@@ -9,12 +9,15 @@ with its default (partitionable) Threefry: for the same key, `bits` equals `jax.
     k_init, k_drop = random.split(k)
     w = random.normal(k_init, (784, 10))
 """
+import itertools
 import math
+import secrets
 
 from .backend import get as _backend
 from .errors import invalid
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_seeds = None  # after set_seed: a counter giving reproducible seeds to models built later
 _PARITY = 0x1BD11BDA
 
 
@@ -145,3 +148,17 @@ def permutation(key, n):
     """A random permutation of 0..n-1 (int64 where the backend has it)."""
     xp = _backend().xp
     return xp.argsort(bits(key, (n,)), stable=True)
+
+
+def set_seed(seed):
+    """Make everything drawn later reproducible (model weights, dropout, shuffling), as
+    `keras.utils.set_random_seed`: each model built afterwards gets the next seed of a sequence."""
+    global _seeds
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise invalid("seed", "a Python int", seed)
+    _seeds = (seed * 1_000_003 + i for i in itertools.count())
+
+
+def next_seed():
+    """The next seed of the sequence started by `set_seed`, or a fresh random one without it."""
+    return next(_seeds) % 2**31 if _seeds is not None else secrets.randbits(31)

@@ -51,7 +51,9 @@ class SymbolicTensor:
 
 
 class Layer:
-    multi_input = False  # Add, Concatenate take a list of inputs
+    multi_input = False       # Add, Concatenate take a list of inputs
+    needs_key = False         # Dropout draws random numbers in training
+    needs_input_grad = True   # the model sets False where nothing uses dL/dx (first layers)
 
     def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):

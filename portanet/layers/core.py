@@ -75,7 +75,8 @@ class Dense(WeightedLayer):
         grads = {"kernel": x2.T @ dz2}
         if self.use_bias:
             grads["bias"] = xp.sum(dz2, axis=0)
-        return dz @ params["kernel"].T, grads
+        dx = dz @ params["kernel"].T if self.needs_input_grad else None
+        return dx, grads
 
     def get_config(self):
         return {**super().get_config(), "units": self.units}
@@ -139,6 +140,7 @@ class Dropout(Layer):
     """Inverted dropout: in training, each unit is kept with probability 1 - rate and scaled by
     1 / (1 - rate), so inference is the identity. Masks come from portanet.random: the same key
     drops the same units on every backend."""
+    needs_key = True
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)

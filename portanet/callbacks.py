@@ -1,0 +1,314 @@
+"""Callbacks with the Keras hooks, and the progress display of `fit`.
+
+Per-batch hooks receive logs only when some callback asks for them (overrides
+`on_train_batch_end`), since reading the loss each batch synchronises with the device.
+"""
+import csv
+import math
+import os
+import sys
+import time
+
+from .errors import InvalidTypeError, invalid
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+
+    def set_model(self, model):
+        self.model = model
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_train_batch_end(self, batch, logs=None): ...
+
+
+class History(Callback):
+    """Records every epoch's logs: `history.history["val_loss"]`, `history.epoch`."""
+
+    def on_train_begin(self, logs=None):
+        self.epoch, self.history = [], {}
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(v)
+
+
+def _mode(monitor, mode):
+    if mode not in ("auto", "min", "max"):
+        raise invalid("mode", "'auto', 'min' or 'max'", mode)
+    if mode == "auto":
+        name = monitor.removeprefix("val_")
+        mode = "max" if name in ("accuracy", "acc", "auc", "precision", "recall", "f1_score") or name.endswith(
+            "_accuracy") else "min"
+    return mode
+
+
+def _monitored(logs, monitor, who):
+    value = (logs or {}).get(monitor)
+    if value is None:
+        print(f"{who}: `{monitor}` is not among the logs ({sorted(logs or {})}); skipping.", file=sys.stderr)
+    return value
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
+                 restore_best_weights=False, start_from_epoch=0):
+        super().__init__()
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise invalid("patience", "a non-negative int", patience)
+        self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
+        self.verbose, self.baseline, self.restore_best_weights = verbose, baseline, restore_best_weights
+        self.start_from_epoch = start_from_epoch
+        self.mode = _mode(monitor, mode)
+
+    def _improved(self, value, reference):
+        if reference is None:
+            return True
+        return value < reference - self.min_delta if self.mode == "min" else value > reference + self.min_delta
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.stopped_epoch, self.best_epoch = 0, 0, 0
+        self.best, self.best_weights = self.baseline, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if value is None or epoch < self.start_from_epoch:
+            return
+        if self.restore_best_weights and self.best_weights is None:
+            self.best_weights = self.model.get_weights()
+        self.wait += 1
+        if self._improved(value, self.best):
+            self.best, self.best_epoch = value, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            if self.baseline is None or self._improved(value, self.baseline):
+                self.wait = 0
+            return
+        if self.wait >= self.patience and epoch > 0:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+            if self.restore_best_weights and self.best_weights is not None:
+                if self.verbose:
+                    print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}.")
+                self.model.set_weights(self.best_weights)
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch > 0 and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping")
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (or its weights) after each epoch, or only when `monitor` improves.
+
+    `filepath` may hold `{epoch}` and log names: "ckpt-{epoch:02d}-{val_loss:.3f}.pnet".
+    `save_training_state=True` also stores the optimizer state, RNG seed and epoch, for an exact
+    resume with `fit(..., initial_epoch=...)` after `portanet.load_model`.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
+                 mode="auto", save_training_state=True):
+        super().__init__()
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise invalid("filepath", "a path", filepath, InvalidTypeError)
+        self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        self.save_training_state = save_training_state
+        self.mode = _mode(monitor, mode)
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            value = _monitored(logs, self.monitor, "ModelCheckpoint")
+            if value is None:
+                return
+            if self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
+                return
+            self.best = value
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saving model to {path}")
+        from . import io
+        io.save_model(self.model, path, include_optimizer=self.save_training_state and not self.save_weights_only,
+                      weights_only=self.save_weights_only, epoch=epoch + 1)
+
+
+class TerminateOnNaN(Callback):
+    """Stop at the first batch whose loss is NaN or infinite; the model keeps the weights it had
+    before that batch (the last finite ones)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training", file=sys.stderr)
+            self.model.stop_training = True
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at each epoch start to `schedule(epoch, lr)`."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        if not callable(schedule):
+            raise invalid("schedule", "a function (epoch, lr) -> lr", schedule, InvalidTypeError)
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = float(self.schedule(epoch, self.model.learning_rate))
+        if not math.isfinite(lr) or lr < 0:
+            raise invalid("schedule", "a function returning a finite non-negative learning rate", lr)
+        self.model.learning_rate = lr
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: LearningRateScheduler setting learning rate to {lr}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self.model.learning_rate
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
+                 cooldown=0, min_lr=0.0):
+        super().__init__()
+        if not 0 < factor < 1:
+            raise invalid("factor", "a float in (0, 1)", factor)
+        self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
+        self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
+        self.mode = _mode(monitor, mode)
+
+    def on_train_begin(self, logs=None):
+        self.best, self.wait, self.cooldown_counter = None, 0, 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        if logs is not None:
+            logs["learning_rate"] = self.model.learning_rate
+        if value is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        better = self.best is None or (value < self.best - self.min_delta if self.mode == "min"
+                                       else value > self.best + self.min_delta)
+        if better:
+            self.best, self.wait = value, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = self.model.learning_rate
+                new = max(old * self.factor, self.min_lr)
+                if new < old:
+                    self.model.learning_rate = new
+                    if self.verbose:
+                        print(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to {new}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class CSVLogger(Callback):
+    """Append each epoch's logs as a row of a CSV file."""
+
+    def __init__(self, filename, separator=",", append=False):
+        super().__init__()
+        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+
+    def on_train_begin(self, logs=None):
+        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
+        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.writer, self.header_written = None, exists
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.writer is None:
+            self.keys = sorted(logs)
+            self.writer = csv.writer(self.file, delimiter=self.separator)
+            if not self.header_written:
+                self.writer.writerow(["epoch", *self.keys])
+        self.writer.writerow([epoch, *(logs.get(k, "") for k in self.keys)])
+        self.file.flush()
+
+    def on_train_end(self, logs=None):
+        self.file.close()
+
+
+class _Progress:
+    """One epoch's display: a tqdm bar (verbose=1), a line at its end (verbose=2), or nothing."""
+
+    def __init__(self, epoch, epochs, steps, verbose):
+        self.verbose, self.steps = verbose, steps
+        self.header = f"Epoch {epoch + 1}/{epochs}"
+        self.every = max(1, steps // 20)  # host synchronisations per epoch: about 20
+        self.started = time.perf_counter()
+        self.bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=steps, desc=self.header, unit="step", leave=True, dynamic_ncols=True,
+                            file=sys.stdout)
+
+    def due(self, batch):
+        return self.bar is not None and ((batch + 1) % self.every == 0 or batch + 1 == self.steps)
+
+    def update(self, done, logs):
+        self.bar.update(done - self.bar.n)
+        self.bar.set_postfix_str(_format(logs), refresh=False)
+
+    def close(self, logs):
+        shown = {k: v for k, v in logs.items() if k != "seconds"}
+        if self.bar is not None:
+            self.bar.set_postfix_str(_format(shown), refresh=False)
+            self.bar.close()
+        elif self.verbose == 2:
+            print(f"{self.header} - {logs['seconds']:.1f}s - {_format(shown)}", flush=True)
+
+
+def _format(logs):
+    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
+
+
+class CallbackList:
+    """The user's callbacks plus History, called in order."""
+
+    def __init__(self, callbacks, model, verbose, epochs, steps):
+        if callbacks is None:
+            callbacks = []
+        if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in callbacks):
+            raise invalid("callbacks", "a list of portanet.callbacks.Callback objects", callbacks, InvalidTypeError)
+        self.history = History()
+        self.callbacks = [*callbacks, self.history]
+        for callback in self.callbacks:
+            callback.set_model(model)
+        self.verbose, self.epochs, self.steps = verbose, epochs, steps
+        self.wants_batch_logs = any(
+            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks)
+
+    def progress(self, epoch):
+        return _Progress(epoch, self.epochs, self.steps, self.verbose)
+
+    def on_train_begin(self):
+        for c in self.callbacks:
+            c.on_train_begin()
+
+    def on_train_end(self):
+        for c in self.callbacks:
+            c.on_train_end()
+
+    def on_epoch_begin(self, epoch):
+        for c in self.callbacks:
+            c.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch, logs):
+        for c in self.callbacks:
+            c.on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs):
+        if self.wants_batch_logs:
+            for c in self.callbacks:
+                c.on_train_batch_end(batch, logs)

@@ -1,0 +1,229 @@
+"""Metrics computed on the device during training, plus host-side report helpers.
+
+A metric turns one batch into a dict of summable statistics (`stats(y_true, y_pred)`, pure and
+jit-safe); the training loop adds them up on the device and calls `result(totals)` once per
+progress update, so metrics cost no host synchronisation per batch.
+"""
+import math
+
+from .backend import get as _backend
+from .errors import InvalidTypeError, invalid
+from .reports import classification_report, confusion_matrix, precision_recall_curve, roc_curve
+
+
+class Metric:
+    name = None
+
+    def stats(self, y_true, y_pred):
+        raise NotImplementedError
+
+    def result(self, totals):
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred):
+        """The metric on one batch."""
+        return self.result(self.stats(y_true, y_pred))
+
+    def get_config(self):
+        return {"class_name": type(self).__name__, "name": self.name}
+
+
+def _mean_stats(correct, dtype):
+    xp = _backend().xp
+    return {"total": xp.sum(xp.astype(correct, dtype)), "count": xp.asarray(math.prod(correct.shape), dtype=dtype)}
+
+
+class _MeanMetric(Metric):
+    def result(self, totals):
+        return totals["total"] / totals["count"]
+
+
+class BinaryAccuracy(_MeanMetric):
+    """Fraction of outputs on the right side of `threshold` (0.5 for probabilities, 0 for logits)."""
+    name = "binary_accuracy"
+
+    def __init__(self, threshold=0.5, name=None):
+        self.threshold = threshold
+        self.name = name or self.name
+
+    def stats(self, y_true, y_pred):
+        y_true = _backend().xp.reshape(y_true, y_pred.shape)
+        return _mean_stats((y_pred > self.threshold) == (y_true > 0.5), y_pred.dtype)
+
+
+class CategoricalAccuracy(_MeanMetric):
+    """Fraction of examples whose argmax matches the one-hot label's argmax."""
+    name = "categorical_accuracy"
+
+    def __init__(self, name=None):
+        self.name = name or self.name
+
+    def stats(self, y_true, y_pred):
+        xp = _backend().xp
+        return _mean_stats(xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1), y_pred.dtype)
+
+
+class SparseCategoricalAccuracy(_MeanMetric):
+    """Fraction of examples whose argmax equals the integer label."""
+    name = "sparse_categorical_accuracy"
+
+    def __init__(self, name=None):
+        self.name = name or self.name
+
+    def stats(self, y_true, y_pred):
+        xp = _backend().xp
+        labels = xp.reshape(y_true, y_pred.shape[:-1])
+        return _mean_stats(xp.astype(xp.argmax(y_pred, axis=-1), labels.dtype) == labels, y_pred.dtype)
+
+
+def _true_scores(y_true, y_pred, sparse):
+    xp = _backend().xp
+    if sparse:
+        classes = xp.arange(y_pred.shape[-1], dtype=y_true.dtype)
+        y_true = xp.astype(xp.reshape(y_true, (*y_pred.shape[:-1], 1)) == classes, y_pred.dtype)
+    return xp.sum(y_true * y_pred, axis=-1, keepdims=True)
+
+
+class TopKCategoricalAccuracy(_MeanMetric):
+    """Fraction of examples whose true class is among the k highest scores (ties count for it)."""
+    name = "top_k_categorical_accuracy"
+
+    def __init__(self, k=5, name=None, sparse=False):
+        self.k, self.sparse = k, sparse
+        self.name = name or ("sparse_" + self.name if sparse else self.name)
+
+    def stats(self, y_true, y_pred):
+        xp = _backend().xp
+        higher = xp.sum(xp.astype(y_pred > _true_scores(y_true, y_pred, self.sparse), y_pred.dtype), axis=-1)
+        return _mean_stats(higher < self.k, y_pred.dtype)
+
+
+class _ConfusionCounts(Metric):
+    """True/false positives and false negatives; binary (threshold) or, for several classes,
+    per class from the argmax and macro-averaged (scikit-learn's average="macro")."""
+
+    def __init__(self, threshold=0.5, name=None, sparse=None):
+        self.threshold, self.sparse = threshold, sparse
+        self.name = name or self.name
+
+    def stats(self, y_true, y_pred):
+        xp = _backend().xp
+        if y_pred.shape[-1] == 1 or y_pred.ndim == 1:
+            pred = xp.reshape(y_pred > self.threshold, (-1, 1))
+            true = xp.reshape(y_true > 0.5, (-1, 1))
+        else:
+            classes = xp.arange(y_pred.shape[-1])
+            pred = xp.reshape(xp.argmax(y_pred, axis=-1), (-1, 1)) == classes
+            if self.sparse or y_true.ndim < y_pred.ndim or y_true.shape[-1] == 1:
+                true = xp.reshape(xp.astype(y_true, classes.dtype), (-1, 1)) == classes
+            else:
+                true = xp.reshape(xp.argmax(y_true, axis=-1), (-1, 1)) == classes
+        dtype = y_pred.dtype
+
+        def count(mask):
+            return xp.sum(xp.astype(mask, dtype), axis=0)
+
+        return {"tp": count(pred & true), "fp": count(pred & ~true), "fn": count(~pred & true)}
+
+    @staticmethod
+    def _ratio(a, b):
+        xp = _backend().xp
+        return xp.where(b > 0, a / xp.where(b > 0, b, 1.0), 0.0)
+
+
+class Precision(_ConfusionCounts):
+    name = "precision"
+
+    def result(self, t):
+        return _backend().xp.mean(self._ratio(t["tp"], t["tp"] + t["fp"]))
+
+
+class Recall(_ConfusionCounts):
+    name = "recall"
+
+    def result(self, t):
+        return _backend().xp.mean(self._ratio(t["tp"], t["tp"] + t["fn"]))
+
+
+class F1Score(_ConfusionCounts):
+    name = "f1_score"
+
+    def result(self, t):
+        return _backend().xp.mean(self._ratio(2.0 * t["tp"], 2.0 * t["tp"] + t["fp"] + t["fn"]))
+
+
+class AUC(Metric):
+    """ROC AUC of a binary classifier, from histograms of scores over `num_thresholds` buckets
+    (Keras' approximation): trapezoids under the (FPR, TPR) points of the bucket edges."""
+    name = "auc"
+
+    def __init__(self, num_thresholds=200, name=None, from_logits=False):
+        self.num_thresholds, self.from_logits = num_thresholds, from_logits
+        self.name = name or self.name
+
+    def stats(self, y_true, y_pred):
+        xp = _backend().xp
+        score = xp.reshape(y_pred, (-1, 1))
+        if self.from_logits:
+            score = 1.0 / (1.0 + xp.exp(-score))
+        positive = xp.astype(xp.reshape(y_true, (-1, 1)) > 0.5, y_pred.dtype)
+        bucket = xp.clip(xp.astype(xp.floor(score * self.num_thresholds), xp.int32), 0, self.num_thresholds - 1)
+        onehot = xp.astype(bucket == xp.arange(self.num_thresholds, dtype=xp.int32), y_pred.dtype)
+        return {"pos": xp.sum(onehot * positive, axis=0), "neg": xp.sum(onehot * (1.0 - positive), axis=0)}
+
+    def result(self, t):
+        xp = _backend().xp
+        # counts of examples scoring at or above each bucket edge, from the top bucket down
+        tp = xp.cumulative_sum(xp.flip(t["pos"]))
+        fp = xp.cumulative_sum(xp.flip(t["neg"]))
+        zero = xp.zeros((1,), dtype=tp.dtype)
+        tpr = xp.concat([zero, tp]) / xp.maximum(tp[-1], 1.0)
+        fpr = xp.concat([zero, fp]) / xp.maximum(fp[-1], 1.0)
+        return xp.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2.0)
+
+
+_BY_NAME = {
+    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
+    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
+    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
+    "sparse_top_k_categorical_accuracy": lambda: TopKCategoricalAccuracy(sparse=True),
+    "precision": Precision, "recall": Recall, "f1_score": F1Score, "auc": AUC,
+}
+_ALIASES = {"acc": "accuracy", "top_k": "top_k_categorical_accuracy"}
+
+
+def get(identifier, loss=None):
+    """A Metric from a name or a Metric. "accuracy" picks binary, categorical or sparse accuracy
+    from the loss, as Keras does (binary at threshold 0 when the loss takes logits)."""
+    if isinstance(identifier, Metric):
+        return identifier
+    if not isinstance(identifier, str):
+        raise invalid("metrics", "a list of names or portanet.metrics.Metric objects", identifier,
+                      InvalidTypeError)
+    name = _ALIASES.get(identifier, identifier)
+    label_kind = getattr(loss, "label_kind", "dense")
+    from_logits = getattr(loss, "from_logits", False)
+    if name == "accuracy":
+        if label_kind == "sparse":
+            return SparseCategoricalAccuracy(name="accuracy")
+        if label_kind == "binary":
+            return BinaryAccuracy(threshold=0.0 if from_logits else 0.5, name="accuracy")
+        return CategoricalAccuracy(name="accuracy")
+    if name not in _BY_NAME:
+        raise invalid("metrics", f"names from {sorted(['accuracy', *_BY_NAME])}", identifier)
+    metric = _BY_NAME[name]()
+    if isinstance(metric, _ConfusionCounts):
+        metric.sparse = label_kind == "sparse"
+        metric.threshold = 0.0 if from_logits else 0.5
+    if isinstance(metric, AUC):
+        metric.from_logits = from_logits
+    return metric
+
+
+binary_accuracy, categorical_accuracy = BinaryAccuracy(), CategoricalAccuracy()
+sparse_categorical_accuracy, top_k_categorical_accuracy = SparseCategoricalAccuracy(), TopKCategoricalAccuracy()
+precision, recall, f1_score, auc = Precision(), Recall(), F1Score(), AUC()
+
+__all__ = ["Metric", "get", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
+           "TopKCategoricalAccuracy", "Precision", "Recall", "F1Score", "AUC", "confusion_matrix",
+           "classification_report", "roc_curve", "precision_recall_curve"]
