@@ -191,7 +191,7 @@ def _restore(model, tensors, metadata, path):
     if "training" in metadata and model.optimizer is not None:
         template = model.optimizer.init(model._trainable_params())
         state = _unflatten(tensors, template, "optimizer")
-        model.opt_state = {**template, **_to_backend(state, template, backend)}
+        model.opt_state = _to_backend(state, template, backend)
         training = _json(metadata, "training", path)
         model.seed = training.get("seed", model.seed)
         model.initial_epoch = training.get("epoch")

@@ -15,7 +15,7 @@ import time
 
 from . import callbacks as callbacks_module
 from . import data, losses, metrics as metrics_module, optimizers, random
-from .backend import get as _backend, floatx
+from .backend import floatx, get as _backend, use as use_backend
 from .errors import InvalidArgumentError, InvalidTypeError, invalid
 from .layers.base import ActivatedLayer, Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
@@ -101,12 +101,19 @@ class Model:
 
     # ----- parameters ----------------------------------------------------------------------------
     def _init_params(self, seed=None):
+        """Draw every layer's weights from `seed`. They are drawn on the host (NumPy backend) and
+        moved to the device: the same seed gives bit-identical weights on every backend, and JAX
+        need not compile each random operation of the initialisation."""
         self.seed = random.next_seed() if seed is None else seed
-        base = random.key(self.seed)
-        for i, layer in enumerate(self.layers):
-            if layer.param_specs() and not layer.params:
-                layer.params = layer.init(random.fold_in(base, i))
-        self._backend_name = _backend().name
+        target = _backend()
+        with use_backend("numpy") as host:
+            base = random.key(self.seed)
+            drawn = {layer.name: layer.init(random.fold_in(base, i)) for i, layer in enumerate(self.layers)
+                     if layer.param_specs() and not layer.params}
+        for layer in self.layers:
+            if layer.name in drawn:
+                layer.params = tree_map(lambda a: target.asarray(host.to_numpy(a)), drawn[layer.name])
+        self._backend_name = target.name
 
     @property
     def params(self):
@@ -223,7 +230,9 @@ class Model:
             stats[metric.name] = metric.stats(y, out)
         return stats
 
-    def _train_step(self, params, opt_state, totals, x, y, key):
+    def _train_step(self, params, opt_state, totals, x, y, key, batch):
+        if key is not None:
+            key = random.fold_in(key, batch)
         value, out, grads = self._loss_and_grads(params, x, y, key)
         trainable = self._trainable_params(params)
         new_params, opt_state = self.optimizer.update(trainable, {k: grads[k] for k in trainable}, opt_state)
@@ -350,7 +359,7 @@ class Model:
     def _fit_loop(self, train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list, verbose):
         backend = _backend()
         if self.opt_state is None:
-            self.opt_state = self.optimizer.init(self._trainable_params())
+            self.opt_state = _place(self.optimizer.init(self._trainable_params()))
         step = self._compiled("train")
         x, y = train
         y_dtype = data.label_dtype(y, self.loss, floatx())
@@ -367,9 +376,9 @@ class Model:
             for b, index in enumerate(data.batches(data.epoch_order(len(x), shuffle, seed, epoch), batch_size)):
                 xb = backend.asarray(x[index], dtype=backend.float_dtype())
                 yb = backend.asarray(y[index], dtype=getattr(backend.xp, y_dtype.name))
-                batch_key = random.fold_in(epoch_key, b) if epoch_key is not None else None
+                batch = backend.asarray(b, dtype=backend.xp.uint32) if epoch_key is not None else None
                 before = (params, opt_state) if keep_previous else None
-                params, opt_state, new_totals = step(params, opt_state, totals, xb, yb, batch_key)
+                params, opt_state, new_totals = step(params, opt_state, totals, xb, yb, epoch_key, batch)
                 batch_logs = None
                 if keep_previous:
                     batch_logs = {"loss": float(backend.to_numpy(new_totals["loss"] - totals["loss"])) / len(index)}
@@ -413,7 +422,7 @@ class Model:
             self._totals_template = {"loss": out[0, ...], "count": out[0, ...],
                                      **{m.name: m.stats(y, out) for m in self.metrics}}
             self._totals_template["loss"] = self._totals_template["count"] = xp.zeros((), dtype=dtype)
-        return tree_map(lambda a: xp.zeros(a.shape, dtype=dtype), self._totals_template)
+        return _place(tree_map(lambda a: xp.zeros(a.shape, dtype=dtype), self._totals_template))
 
     def _logs(self, totals):
         """Host floats from device totals: the one host synchronisation of a progress update."""
@@ -477,7 +486,7 @@ class Model:
     def learning_rate(self, value):
         if self.opt_state is None:
             self.opt_state = self.optimizer.init(self._trainable_params())
-        self.opt_state = self.optimizer.with_learning_rate(self.opt_state, value)
+        self.opt_state = _place(self.optimizer.with_learning_rate(self.opt_state, value))
 
     def summary(self, print_fn=print):
         """Layer names, types, output shapes and parameter counts, as Keras prints them."""
@@ -592,6 +601,11 @@ def _send(pending, inputs, dx, multi):
         if source == 0 or d is None:
             continue
         pending[source] = pending[source] + d if source in pending else d
+
+
+def _place(tree):
+    """Every array of `tree` on the backend's device (JAX: committed, so jit never retraces)."""
+    return tree_map(_backend().asarray, tree)
 
 
 def _add(totals, stats):
