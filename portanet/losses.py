@@ -153,6 +153,8 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return super().logits_forward(self.one_hot(y_true, z), z)
 
     def forward(self, y_true, y_pred):
+        if self.from_logits:
+            return self.logits_forward(y_true, y_pred)
         return super().forward(self.one_hot(y_true, y_pred), y_pred)
 
 

@@ -259,12 +259,16 @@ class Model:
         if name not in self._steps:
             fn = getattr(self, f"_{name}_step")
             donate = {"train": (0, 1, 2), "eval": (1,), "predict": ()}[name]
-            self._steps[name] = backend.jit(fn, donate_argnums=donate) if backend.name == "jax" else fn
+            use_jit = getattr(self, "jit_compile", True) and backend.name == "jax"
+            self._steps[name] = backend.jit(fn, donate_argnums=donate) if use_jit else fn
         return self._steps[name]
 
     # ----- user API ------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics (names or objects), as in Keras."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
+        """Choose the optimizer, the loss and the metrics (names or objects), as in Keras.
+        `jit_compile`: compile the steps where the backend can ("auto": yes on JAX)."""
+        if jit_compile not in ("auto", True, False):
+            raise invalid("jit_compile", "'auto', True or False", jit_compile)
         optimizer = optimizers.get(optimizer)
         if loss is None:
             raise invalid("loss", f"a loss name or portanet.losses.Loss", loss, InvalidTypeError)
@@ -280,6 +284,7 @@ class Model:
         if len(set(names)) != len(names) or "loss" in names:
             raise invalid("metrics", "distinct metrics", names)
         self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+        self.jit_compile = jit_compile is not False
         self.opt_state, self._steps, self._totals_template = None, {}, None
         self._check_loss_fits_output()
 

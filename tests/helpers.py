@@ -52,3 +52,31 @@ def directional_check(loss, inputs, grads, seed=0, eps=1e-6, n_directions=3, rto
         numeric = (plus - minus) / (2 * eps)
         analytic = sum(float(np.sum(g * v)) for g, v in zip(tree_leaves(grads), tree_leaves(d)))
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol)
+
+
+def check_layer_gradients(layer, x, seed=0, rtol=1e-6, atol=1e-8):
+    """Finite-difference check of a built layer's dx and parameter gradients at float64.
+
+    The scalar checked is sum(forward(x) * R) for a fixed random R, so dL/dy = R.
+    """
+    b = B.get()
+    params = tree_map(lambda a: b.to_numpy(a).astype(np.float64), layer.init(_key(seed)))
+    rng = np.random.default_rng(seed + 1)
+    y, cache = layer.forward(to_device(params), to_device(x))
+    r = rng.standard_normal(tuple(y.shape))
+    dx, grads = layer.backward(to_device(params), cache, b.asarray(r))
+
+    def loss(tree):
+        out, _ = layer.forward(to_device(tree["params"]), to_device(tree["x"]))
+        return float(np.sum(b.to_numpy(out) * r))
+
+    inputs, analytic = {"params": params}, {"params": to_host(grads)}
+    if dx is not None:
+        inputs["x"], analytic["x"] = x, to_host(dx)
+    assert set(analytic["params"]) == set(params)
+    directional_check(loss, inputs, analytic, seed=seed, rtol=rtol, atol=atol)
+
+
+def _key(seed):
+    from portanet import random
+    return random.key(seed)
