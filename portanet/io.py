@@ -149,6 +149,7 @@ def _json(metadata, key, path):
 def save_model(model, path, include_optimizer=True, weights_only=False, epoch=None):
     from .backend import get
     model._require_built("save")
+    model._ensure_params()
     backend = get()
     tensors = {f"weights{name}": backend.to_numpy(a) for name, a in _flatten(model.params, "")}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "backend": backend.name,

@@ -115,6 +115,10 @@ class Model:
                 layer.params = tree_map(lambda a: target.asarray(host.to_numpy(a)), drawn[layer.name])
         self._backend_name = target.name
 
+    def _ensure_params(self):
+        if not all(layer.params or not layer.param_specs() for layer in self.layers):
+            self._init_params()
+
     @property
     def params(self):
         """{layer name: {param name: array}} of the layers that have parameters."""
@@ -133,10 +137,12 @@ class Model:
     def get_weights(self):
         """Every layer's arrays as NumPy arrays: kernel then bias, layer by layer (Keras' order)."""
         self._require_built("get_weights")
+        self._ensure_params()
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
         self._require_built("set_weights")
+        self._ensure_params()
         expected = sum(len(layer.param_specs()) for layer in self.layers)
         if len(weights) != expected:
             raise invalid("weights", f"a list of {expected} arrays", f"a list of {len(weights)} arrays")
@@ -310,8 +316,7 @@ class Model:
         if not self.built:
             self._build_from_shape(tuple(x.shape[1:]))
         data.check_features(x, self.input_shape)
-        if not all(layer.params or not layer.param_specs() for layer in self.layers):
-            self._init_params()
+        self._ensure_params()
         self._sync_backend()
         return x
 
@@ -476,8 +481,7 @@ class Model:
         """Forward pass on an array already on the backend (no batching, no validation)."""
         if not self.built:
             self._build_from_shape(tuple(x.shape[1:]))
-        if not all(layer.params or not layer.param_specs() for layer in self.layers):
-            self._init_params()
+        self._ensure_params()
         return self._forward(self.params, x, training, random.key(0) if training else None)[0]
 
     # ----- learning rate, summary, config, saving -----------------------------------------------

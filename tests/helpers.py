@@ -50,7 +50,8 @@ def directional_check(loss, inputs, grads, seed=0, eps=1e-6, n_directions=3, rto
         plus = loss(tree_map(lambda a, v: a + eps * v, inputs, d))
         minus = loss(tree_map(lambda a, v: a - eps * v, inputs, d))
         numeric = (plus - minus) / (2 * eps)
-        analytic = sum(float(np.sum(g * v)) for g, v in zip(tree_leaves(grads), tree_leaves(d)))
+        aligned = tree_leaves(tree_map(lambda _, g: g, inputs, grads))  # by key, not dict order
+        analytic = sum(float(np.sum(g * v)) for g, v in zip(aligned, tree_leaves(d)))
         np.testing.assert_allclose(analytic, numeric, rtol=rtol, atol=atol)
 
 
