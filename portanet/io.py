@@ -2,7 +2,7 @@
 
     8 bytes: little-endian length N of the header | N bytes: JSON header | raw little-endian tensors
 
-The header maps tensor names ("weights/<layer>/<param>", "optimizer/<path>") to dtype, shape and
+The header maps tensor names ("weights/<layer position>/<param>", "optimizer/<path>") to dtype, shape and
 byte offsets; its "__metadata__" holds the format version and, as JSON strings, the architecture,
 the compile settings and the training state. Loading parses JSON and copies bytes: nothing in a
 file can run code. Only layer classes of portanet.layers can be named by a file. Writes go to a
@@ -151,7 +151,7 @@ def save_model(model, path, include_optimizer=True, weights_only=False, epoch=No
     model._require_built("save")
     model._ensure_params()
     backend = get()
-    tensors = {f"weights{name}": backend.to_numpy(a) for name, a in _flatten(model.params, "")}
+    tensors = {name: backend.to_numpy(a) for name, a in _flatten(_positional(model.params, model), "weights")}
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "backend": backend.name,
                 "weights_only": json.dumps(weights_only)}
     if not weights_only:
@@ -161,14 +161,26 @@ def save_model(model, path, include_optimizer=True, weights_only=False, epoch=No
                 "optimizer": {"class_name": type(model.optimizer).__name__, "config": model.optimizer.get_config()},
                 "loss": model.loss.get_config(), "metrics": [m.name for m in model.metrics]})
     if include_optimizer and model.opt_state is not None:
-        tensors.update({f"optimizer{name}": backend.to_numpy(a) for name, a in _flatten(model.opt_state, "")})
+        tensors.update({name: backend.to_numpy(a)
+                        for name, a in _flatten(_positional(model.opt_state, model), "optimizer")})
         metadata["training"] = json.dumps({"seed": model.seed, "epoch": epoch})
     write(path, tensors, metadata)
 
 
+def _positional(tree, model, back=False):
+    """`tree` with every layer-name key replaced by the layer's position in the model (or back):
+    files name layers by position, so weights saved from one instance load into another instance
+    of the same architecture, whose default layer names differ, as in Keras."""
+    names = {layer.name: str(i) for i, layer in enumerate(model.layers)}
+    if back:
+        names = {v: k for k, v in names.items()}
+    if isinstance(tree, dict):
+        return {names.get(k, k): _positional(v, model, back) for k, v in tree.items()}
+    return tree
+
+
 def _check_weights(model, tensors, path):
-    params = model.params
-    flat = {f"weights{name}": a for name, a in _flatten(params, "")}
+    flat = dict(_flatten(_positional(model.params, model), "weights"))
     missing = sorted(set(flat) - set(tensors))
     extra = sorted(k for k in tensors if k.startswith("weights/") and k not in flat)
     if missing or extra:
@@ -184,15 +196,14 @@ def _restore(model, tensors, metadata, path):
     from .backend import get
     backend = get()
     _check_weights(model, tensors, path)
-    weights = _unflatten(tensors, model.params, "weights")
-    model.params = {layer: {k: backend.asarray(v, dtype=backend.float_dtype()) for k, v in p.items()}
-                    for layer, p in weights.items()}
+    weights = _positional(_unflatten(tensors, _positional(model.params, model), "weights"), model, back=True)
+    model.params = _to_backend(weights, model.params, backend)
     model._backend_name = backend.name
     model._steps, model._totals_template = {}, None
     if "training" in metadata and model.optimizer is not None:
         template = model.optimizer.init(model._trainable_params())
-        state = _unflatten(tensors, template, "optimizer")
-        model.opt_state = _to_backend(state, template, backend)
+        state = _unflatten(tensors, _positional(template, model), "optimizer")
+        model.opt_state = _to_backend(_positional(state, model, back=True), template, backend)
         training = _json(metadata, "training", path)
         model.seed = training.get("seed", model.seed)
         model.initial_epoch = training.get("epoch")
@@ -241,6 +252,7 @@ def load_model(path, compile=True):
 def load_weights(model, path):
     """Load the weights saved at `path` into a built model of the same architecture."""
     model._require_built("load_weights")
+    model._ensure_params()
     tensors, metadata = read(path)
     _check_weights(model, tensors, path)
     _restore(model, tensors, {k: v for k, v in metadata.items() if k != "training"}, path)

@@ -259,15 +259,17 @@ class Model:
     def _predict_step(self, params, x):
         return self._forward(params, x, False, None)[0]
 
-    def _compiled(self, name):
-        """The jitted step `name` for the current backend, compiled once."""
+    def _compiled(self, name, donate=True):
+        """The jitted step `name` for the current backend, compiled once. Donated inputs (params,
+        optimizer state, totals) are reused for the outputs on JAX; a caller that keeps the
+        previous params (TerminateOnNaN) asks for no donation."""
         backend = _backend()
-        if name not in self._steps:
+        if (name, donate) not in self._steps:
             fn = getattr(self, f"_{name}_step")
-            donate = {"train": (0, 1, 2), "eval": (1,), "predict": ()}[name]
+            donated = {"train": (0, 1, 2), "eval": (1,), "predict": ()}[name] if donate else ()
             use_jit = getattr(self, "jit_compile", True) and backend.name == "jax"
-            self._steps[name] = backend.jit(fn, donate_argnums=donate) if use_jit else fn
-        return self._steps[name]
+            self._steps[name, donate] = backend.jit(fn, donate_argnums=donated) if use_jit else fn
+        return self._steps[name, donate]
 
     # ----- user API ------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
@@ -370,11 +372,11 @@ class Model:
         backend = _backend()
         if self.opt_state is None:
             self.opt_state = _place(self.optimizer.init(self._trainable_params()))
-        step = self._compiled("train")
+        keep_previous = callback_list.wants_batch_logs
+        step = self._compiled("train", donate=not keep_previous)
         x, y = train
         y_dtype = data.label_dtype(y, self.loss, floatx())
         key = random.key(seed)
-        keep_previous = callback_list.wants_batch_logs
         self.stop_training = False
         callback_list.on_train_begin()
         for epoch in range(initial_epoch, epochs):
