@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+# Real Fashion-MNIST for the dataset tests and the flagship example (Debian package).
+if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+        || echo "ci: dataset-fashion-mnist not installed; tests that need it will skip"
+fi
 venv=${PORTANET_CI_VENV:-$(mktemp -d)/venv}
 python3 -m venv "$venv"
 . "$venv/bin/activate"
