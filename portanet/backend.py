@@ -46,6 +46,11 @@ class Backend:
         """Compile `fn` where the backend can (JAX); identity elsewhere."""
         return fn
 
+    def quiet(self):
+        """Context manager silencing floating-point warnings (overflow, invalid) of the array
+        library while a step runs; the training loop reports non-finite losses itself, once."""
+        return contextlib.nullcontext()
+
     def enable_float64(self):
         """Called before float64 is used; raises where the device has no float64."""
         if not self.has_float64:

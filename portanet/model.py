@@ -12,6 +12,7 @@ slices batches and talks to the user once per progress update.
 """
 import math
 import time
+import warnings
 
 from . import callbacks as callbacks_module
 from . import data, losses, metrics as metrics_module, optimizers, random
@@ -38,7 +39,7 @@ class Model:
         self.nodes, self.input_shape = [], None
         self.optimizer = self.loss = None
         self.metrics, self.opt_state, self.history = [], None, None
-        self.stop_training = False
+        self.stop_training = self._warned_nonfinite = False
         self.seed = None
         self._steps, self._totals_template = {}, None
         if inputs is not None or outputs is not None:
@@ -300,6 +301,10 @@ class Model:
         if self.loss is None or not self.built:
             return
         out = self.output_shape
+        if self.loss.fused_activation == "softmax" and len(out) > 1:
+            raise invalid("loss", f"a model whose output is (None, classes) for {self.loss.name}; this model's "
+                          f"output is {(None, *out)}: add a Flatten layer before the first Dense",
+                          self.loss.name)
         if self.loss.label_kind == "sparse" and out[-1] < 2:
             raise invalid("loss", f"a loss for a single output such as binary_crossentropy or mse (the model "
                           f"has output shape {(None, *out)})", self.loss.name)
@@ -379,38 +384,46 @@ class Model:
         key = random.key(seed)
         self.stop_training = False
         callback_list.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            callback_list.on_epoch_begin(epoch)
-            started = time.perf_counter()
-            epoch_key = random.fold_in(key, epoch) if self._needs_key() else None
-            params, opt_state, totals = self.params, self.opt_state, self._zero_totals()
-            progress = callback_list.progress(epoch)
-            for b, index in enumerate(data.batches(data.epoch_order(len(x), shuffle, seed, epoch), batch_size)):
-                xb = backend.asarray(x[index], dtype=backend.float_dtype())
-                yb = backend.asarray(y[index], dtype=getattr(backend.xp, y_dtype.name))
-                batch = backend.asarray(b, dtype=backend.xp.uint32) if epoch_key is not None else None
-                before = (params, opt_state) if keep_previous else None
-                params, opt_state, new_totals = step(params, opt_state, totals, xb, yb, epoch_key, batch)
-                batch_logs = None
-                if keep_previous:
-                    batch_logs = {"loss": float(backend.to_numpy(new_totals["loss"] - totals["loss"])) / len(index)}
-                totals = new_totals
-                self.params, self.opt_state = params, opt_state
-                if progress.due(b):
-                    progress.update(b + 1, self._logs(totals))
-                callback_list.on_train_batch_end(b, batch_logs)
+        with backend.quiet():  # overflow is reported once, below, not as a wall of warnings
+            for epoch in range(initial_epoch, epochs):
+                callback_list.on_epoch_begin(epoch)
+                started = time.perf_counter()
+                epoch_key = random.fold_in(key, epoch) if self._needs_key() else None
+                params, opt_state, totals = self.params, self.opt_state, self._zero_totals()
+                progress = callback_list.progress(epoch)
+                for b, index in enumerate(data.batches(data.epoch_order(len(x), shuffle, seed, epoch), batch_size)):
+                    xb = backend.asarray(x[index], dtype=backend.float_dtype())
+                    yb = backend.asarray(y[index], dtype=getattr(backend.xp, y_dtype.name))
+                    batch = backend.asarray(b, dtype=backend.xp.uint32) if epoch_key is not None else None
+                    before = (params, opt_state) if keep_previous else None
+                    params, opt_state, new_totals = step(params, opt_state, totals, xb, yb, epoch_key, batch)
+                    batch_logs = None
+                    if keep_previous:
+                        batch_logs = {"loss": float(backend.to_numpy(new_totals["loss"] - totals["loss"])) / len(index)}
+                    totals = new_totals
+                    self.params, self.opt_state = params, opt_state
+                    if progress.due(b):
+                        progress.update(b + 1, self._logs(totals))
+                    callback_list.on_train_batch_end(b, batch_logs)
+                    if self.stop_training:
+                        if before is not None and not math.isfinite(batch_logs["loss"]):
+                            self.params, self.opt_state = before  # keep the last finite weights
+                        break
+                logs = self._logs(totals)
+                if val is not None:
+                    logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val, batch_size).items()})
+                logs["seconds"] = time.perf_counter() - started
+                progress.close(logs)
+                if not math.isfinite(logs["loss"]) and not self._warned_nonfinite:
+                    self._warned_nonfinite = True
+                    warnings.warn(
+                        f"The training loss became {logs['loss']} in epoch {epoch + 1}: the weights overflowed. "
+                        f"The learning rate ({self.learning_rate:g}) is probably too high for this model and data "
+                        f"(or the inputs are not scaled). Add portanet.callbacks.TerminateOnNaN() to stop at the "
+                        f"first bad batch and keep the last finite weights.", RuntimeWarning, stacklevel=4)
+                callback_list.on_epoch_end(epoch, logs)
                 if self.stop_training:
-                    if before is not None and not math.isfinite(batch_logs["loss"]):
-                        self.params, self.opt_state = before  # keep the last finite weights
                     break
-            logs = self._logs(totals)
-            if val is not None:
-                logs.update({f"val_{k}": v for k, v in self._evaluate_arrays(*val, batch_size).items()})
-            logs["seconds"] = time.perf_counter() - started
-            progress.close(logs)
-            callback_list.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
         callback_list.on_train_end()
         self.history = callback_list.history
         return self.history
