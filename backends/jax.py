@@ -34,6 +34,11 @@ class JaxBackend(Backend):
     def jit(self, fn, **kwargs):
         return jax.jit(fn, **kwargs)
 
+    compiled_loops = True
+
+    def loop(self, body, count, carry):
+        return jax.lax.fori_loop(0, count, body, carry)
+
     def enable_float64(self):
         jax.config.update("jax_enable_x64", True)
 

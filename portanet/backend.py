@@ -46,6 +46,16 @@ class Backend:
         """Compile `fn` where the backend can (JAX); identity elsewhere."""
         return fn
 
+    # True where `loop` compiles (JAX): the model then runs many steps per call.
+    compiled_loops = False
+
+    def loop(self, body, count, carry):
+        """carry = body(i, carry) for i in 0..count-1 (count: a 0-d integer array). JAX runs it as
+        one `lax.fori_loop` inside the compiled step; elsewhere it is a Python loop."""
+        for i in range(int(self.to_numpy(count))):
+            carry = body(i, carry)
+        return carry
+
     def quiet(self):
         """Context manager silencing floating-point warnings (overflow, invalid) of the array
         library while a step runs; the training loop reports non-finite losses itself, once."""

@@ -126,6 +126,15 @@ def batches(order, batch_size):
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def batch_matrix(order, batch_size, steps, per_chunk):
+    """The first `steps` full batches of `order` as int32 rows of a (chunks, per_chunk, batch_size)
+    array; the last chunk is padded with repeats of its first batch (never run: its count is smaller)."""
+    full = order[:steps * batch_size].reshape(steps, batch_size).astype(np.int32)
+    chunks = -(-steps // per_chunk)
+    padded = np.concatenate([full, np.repeat(full[:1], chunks * per_chunk - steps, axis=0)])
+    return padded.reshape(chunks, per_chunk, batch_size)
+
+
 def label_dtype(y, loss, floatx):
     """Integer labels stay integers for sparse losses; everything else becomes floatx."""
     if getattr(loss, "label_kind", "dense") == "sparse":

@@ -246,6 +246,19 @@ class Model:
         params = {**params, **new_params}
         return params, opt_state, _add(totals, self._stats(value, out, y, x.shape[0]))
 
+    def _chunk_step(self, params, opt_state, totals, x_all, y_all, index, count, key, first):
+        """`count` train steps in one call, batch i being rows index[i] of data already on the
+        device (JAX: one compiled fori_loop, no dispatch per batch). `first`: the batch number of
+        the first step, for dropout keys."""
+        xp = _backend().xp
+
+        def body(i, carry):
+            rows = index[i, ...]
+            batch = first + xp.astype(xp.asarray(i), xp.uint32) if key is not None else None
+            return self._train_step(*carry, xp.take(x_all, rows, axis=0), xp.take(y_all, rows, axis=0), key, batch)
+
+        return _backend().loop(body, count, (params, opt_state, totals))
+
     def _eval_step(self, params, totals, x, y):
         out, caches = self._forward(params, x, False, None)
         if self._fused():  # the loss from logits, as in training
@@ -267,7 +280,7 @@ class Model:
         backend = _backend()
         if (name, donate) not in self._steps:
             fn = getattr(self, f"_{name}_step")
-            donated = {"train": (0, 1, 2), "eval": (1,), "predict": ()}[name] if donate else ()
+            donated = {"train": (0, 1, 2), "chunk": (0, 1, 2), "eval": (1,), "predict": ()}[name] if donate else ()
             use_jit = getattr(self, "jit_compile", True) and backend.name == "jax"
             self._steps[name, donate] = backend.jit(fn, donate_argnums=donated) if use_jit else fn
         return self._steps[name, donate]
@@ -382,6 +395,11 @@ class Model:
         x, y = train
         y_dtype = data.label_dtype(y, self.loss, floatx())
         key = random.key(seed)
+        # JAX: whole chunks of an epoch per compiled call, over data put on the device once
+        chunked = backend.compiled_loops and self.jit_compile and not keep_previous and len(x) >= batch_size
+        if chunked:
+            device_data = (backend.asarray(x, dtype=backend.float_dtype()),
+                           backend.asarray(y, dtype=getattr(backend.xp, y_dtype.name)))
         self.stop_training = False
         callback_list.on_train_begin()
         with backend.quiet():  # overflow is reported once, below, not as a wall of warnings
@@ -391,7 +409,13 @@ class Model:
                 epoch_key = random.fold_in(key, epoch) if self._needs_key() else None
                 params, opt_state, totals = self.params, self.opt_state, self._zero_totals()
                 progress = callback_list.progress(epoch)
-                for b, index in enumerate(data.batches(data.epoch_order(len(x), shuffle, seed, epoch), batch_size)):
+                order = data.epoch_order(len(x), shuffle, seed, epoch)
+                if chunked:
+                    params, opt_state, totals = self._run_chunks(progress, params, opt_state, totals, device_data,
+                                                                 order, batch_size, epoch_key)
+                    order = order[len(order) - len(order) % batch_size:]  # the last, smaller batch
+                first = (len(x) // batch_size) if chunked else 0
+                for b, index in enumerate(data.batches(order, batch_size), start=first):
                     xb = backend.asarray(x[index], dtype=backend.float_dtype())
                     yb = backend.asarray(y[index], dtype=getattr(backend.xp, y_dtype.name))
                     batch = backend.asarray(b, dtype=backend.xp.uint32) if epoch_key is not None else None
@@ -427,6 +451,24 @@ class Model:
         callback_list.on_train_end()
         self.history = callback_list.history
         return self.history
+
+    def _run_chunks(self, progress, params, opt_state, totals, device_data, order, batch_size, epoch_key):
+        """The full batches of one epoch, in about 20 compiled chunks (one per progress update)."""
+        backend = _backend()
+        steps = len(order) // batch_size
+        per_chunk = -(-steps // 20)
+        index = data.batch_matrix(order, batch_size, steps, per_chunk)  # (chunks, per_chunk, batch)
+        chunk = self._compiled("chunk")
+        for c in range(index.shape[0]):
+            count = min(per_chunk, steps - c * per_chunk)
+            params, opt_state, totals = chunk(
+                params, opt_state, totals, *device_data, backend.asarray(index[c]),
+                backend.asarray(count, dtype=backend.xp.int32), epoch_key,
+                backend.asarray(c * per_chunk, dtype=backend.xp.uint32) if epoch_key is not None else None)
+            self.params, self.opt_state = params, opt_state
+            if progress.bar is not None:
+                progress.update(c * per_chunk + count, self._logs(totals))
+        return params, opt_state, totals
 
     def _needs_key(self):
         return any(getattr(layer, "needs_key", False) for layer in self.layers)

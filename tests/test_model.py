@@ -170,3 +170,24 @@ def test_same_initial_weights_on_every_backend(backend):
         expected = mlp(seed=11).get_weights()
     for got, want in zip(mlp(seed=11).get_weights(), expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_jax_compiles_once_across_epochs_and_fits():
+    if not B.installed("jax"):
+        pytest.skip("jax not installed")
+    traces = {"chunk": 0, "train": 0, "eval": 0}
+    with B.use("jax"):
+        model = mlp(dropout=0.1)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        for name in traces:
+            original = getattr(model, f"_{name}_step")
+
+            def counting(*args, _original=original, _name=name):
+                traces[_name] += 1  # runs only while JAX traces
+                return _original(*args)
+            setattr(model, f"_{name}_step", counting)
+        model.fit(X, Y, epochs=3, batch_size=32, validation_split=0.2, verbose=0)  # 240 = 7*32 + 16
+        model.fit(X, Y, epochs=2, batch_size=32, validation_split=0.2, verbose=0)
+    # one chunk program for the full batches (it traces the train step inside it), one step program
+    # for the last batch of 16, two validation shapes (32 and 16); the second fit traces nothing new
+    assert traces == {"chunk": 1, "train": 2, "eval": 2}
