@@ -12,6 +12,12 @@ class NumpyBackend(Backend):
 
     def __init__(self):
         self.xp = array_api_compat.array_namespace(np.empty(0))
+        # Fast paths for portanet.ops (same signatures and results as the portable versions there,
+        # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
+        # preallocated arrays instead of stacking, padding and summing new ones.
+        self.fast = {"im2col": im2col, "col2im": col2im,
+                     "conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
+                     "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -23,6 +29,161 @@ class NumpyBackend(Backend):
 
     def to_numpy(self, x):
         return np.asarray(x)
+
+    def quiet(self):
+        return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+
+# ----- fast paths for portanet.ops ---------------------------------------------------------------
+def _sizes(spatial, kernel, strides, pads):
+    padded = tuple(n + p[0] + p[1] for n, p in zip(spatial, pads))
+    out = tuple((n - k) // s + 1 for n, k, s in zip(padded, kernel, strides))
+    return padded, out
+
+
+def _window(kernel_offset, stride, out):
+    return slice(kernel_offset, kernel_offset + stride * (out - 1) + 1, stride)
+
+
+def _empty_like_layout(x, shape, fill=None):
+    """An array of `shape` (x's rank) whose axes lie in memory in the same order as x's, so that
+    element-wise work between the two runs over contiguous memory."""
+    order = sorted(range(x.ndim), key=lambda a: (-x.strides[a], a))
+    out = np.empty([shape[a] for a in order], dtype=x.dtype)
+    if fill is not None:
+        out.fill(fill)
+    return out.transpose(np.argsort(order))
+
+
+def im2col(x, kernel, strides, pads):
+    """portanet.ops.im2col: the padded input is laid out once as (C, Hp, Wp, N), then each of the
+    kh*kw slices is copied into its rows of a preallocated cols (runs of Wo*N elements)."""
+    N, C, H, W = x.shape
+    (kh, kw), ((top, _), (left, _)) = kernel, pads
+    (Hp, Wp), (Ho, Wo) = _sizes((H, W), kernel, strides, pads)
+    xt = x.transpose(1, 2, 3, 0)
+    if (Hp, Wp) != (H, W):
+        padded = np.zeros((C, Hp, Wp, N), dtype=x.dtype)
+        padded[:, top:top + H, left:left + W, :] = xt
+        xt = padded
+    else:
+        xt = np.ascontiguousarray(xt)
+    cols = np.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            cols[:, i, j] = xt[:, _window(i, strides[0], Ho), _window(j, strides[1], Wo), :]
+    return cols.reshape(C * kh * kw, Ho * Wo * N)
+
+
+def col2im(dcols, x_shape, kernel, strides, pads):
+    """portanet.ops.col2im: kh*kw in-place adds into one zeroed (C, Hp, Wp, N) array."""
+    N, C, H, W = x_shape
+    (kh, kw), ((top, _), (left, _)) = kernel, pads
+    (Hp, Wp), (Ho, Wo) = _sizes((H, W), kernel, strides, pads)
+    d = dcols.reshape(C, kh, kw, Ho, Wo, N)
+    out = np.zeros((C, Hp, Wp, N), dtype=dcols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            out[:, _window(i, strides[0], Ho), _window(j, strides[1], Wo), :] += d[:, i, j]
+    return out[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2)
+
+
+def conv2d_forward(x, kernel, bias, strides, pads):
+    """portanet.ops.conv2d_forward (same cache: cols and x's shape) with the bias added in place."""
+    N, C, H, W = x.shape
+    O = kernel.shape[0]
+    _, (Ho, Wo) = _sizes((H, W), kernel.shape[2:], strides, pads)
+    cols = im2col(x, kernel.shape[2:], strides, pads)
+    z2 = kernel.reshape(O, -1) @ cols
+    if bias is not None:
+        z2 += bias.reshape(O, 1)
+    return z2.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (cols, tuple(x.shape))
+
+
+def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True):
+    """portanet.ops.conv2d_backward; dx is computed one kernel row at a time (a GEMM for the kw
+    window elements of row i, added into place at once), so that the temporary stays small and
+    in cache instead of a full (C*kh*kw, Ho*Wo*N) dcols."""
+    cols, x_shape = cache
+    O, C, kh, kw = kernel.shape
+    N, _, H, W = x_shape
+    dz2 = dz.transpose(1, 2, 3, 0).reshape(O, -1)             # a view where dz has N innermost
+    dkernel = (dz2 @ cols.T).reshape(kernel.shape)
+    dbias = dz2.sum(axis=1) if need_bias else None
+    if not need_dx:
+        return None, dkernel, dbias
+    (top, _), (left, _) = pads
+    (Hp, Wp), (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
+    out = np.zeros((C, Hp, Wp, N), dtype=dz2.dtype)
+    rows = kernel.transpose(2, 1, 3, 0)                        # (kh, C, kw, O)
+    for i in range(kh):
+        d = (rows[i].reshape(C * kw, O) @ dz2).reshape(C, kw, Ho, Wo, N)
+        for j in range(kw):
+            out[:, _window(i, strides[0], Ho), _window(j, strides[1], Wo), :] += d[:, j]
+    return out[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
+
+
+def _pad_like(x, pads, value):
+    (top, bottom), (left, right) = pads
+    if top == bottom == left == right == 0:
+        return x
+    N, C, H, W = x.shape
+    out = _empty_like_layout(x, (N, C, H + top + bottom, W + left + right), fill=value)
+    out[:, :, top:top + H, left:left + W] = x
+    return out
+
+
+def _batch_innermost(x):
+    """x (N, C, H, W) itself where its batch axis is contiguous in memory, else a copy laid out as
+    (C, H, W, N): strided windows of it then still read contiguous runs of N elements, where
+    with W innermost every read would skip (NumPy is several times slower on such loops)."""
+    if x.strides[0] == x.itemsize or x.shape[0] == 1:
+        return x
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+def maxpool2d_forward(x, pool, strides, pads):
+    """portanet.ops.maxpool2d_forward with in-place maxima (same cache: the padded x and y), on x
+    laid out with the batch innermost (as portanet's Conv2D returns it)."""
+    xpad = _pad_like(_batch_innermost(x), pads, -np.inf)
+    _, (Ho, Wo) = _sizes(x.shape[2:], pool, strides, pads)
+    views = [xpad[:, :, _window(i, strides[0], Ho), _window(j, strides[1], Wo)]
+             for i in range(pool[0]) for j in range(pool[1])]
+    y = np.array(views[0], order="K")
+    for view in views[1:]:
+        np.maximum(y, view, out=y)
+    return y, (xpad, y)
+
+
+def maxpool2d_backward(cache, dy, pool, strides, pads):
+    """portanet.ops.maxpool2d_backward: the gradient is written (non-overlapping windows) or added
+    (overlapping) at the first maximum of each window, in place and in x's memory layout. Masks
+    are applied by multiplying with booleans (much faster in NumPy than `where`), so a gradient of
+    inf or nan would also turn the zeros of its window into nan; finite gradients match exactly."""
+    xpad, y = cache
+    (top, bottom), (left, right) = pads
+    Ho, Wo = y.shape[2:]
+    dx = _empty_like_layout(xpad, xpad.shape, fill=0)
+    rest = np.empty_like(y)                       # the gradient not yet given to a maximum,
+    np.copyto(rest, dy)                           # laid out as y (all work below is then contiguous)
+    overlap = strides[0] < pool[0] or strides[1] < pool[1]
+    hit = np.empty_like(y, dtype=bool)
+    part = np.empty_like(rest) if overlap else None
+    last = (pool[0] - 1, pool[1] - 1)
+    for i in range(pool[0]):
+        for j in range(pool[1]):
+            index = (slice(None), slice(None), _window(i, strides[0], Ho), _window(j, strides[1], Wo))
+            np.equal(xpad[index], y, out=hit)
+            if overlap:
+                np.multiply(hit, rest, out=part)
+                dx[index] += part
+            else:
+                np.multiply(hit, rest, out=dx[index])
+            if (i, j) != last:
+                np.logical_not(hit, out=hit)
+                np.multiply(rest, hit, out=rest)
+    H, W = xpad.shape[2] - top - bottom, xpad.shape[3] - left - right
+    return dx[:, :, top:top + H, left:left + W]
 
 
 def make():

@@ -1,6 +1,8 @@
 """Layers (Keras names). Images are NCHW."""
 from .base import ActivatedLayer, Layer, SymbolicTensor, WeightedLayer
+from .conv import Conv2D, Convolution2D
 from .core import Activation, Add, Concatenate, Dense, Dropout, Flatten, Input, InputLayer, Reshape
+from .pooling import AveragePooling2D, AvgPool2D, MaxPool2D, MaxPooling2D
 
 from ..errors import InvalidArgumentError as _InvalidArgumentError
 
