@@ -293,7 +293,7 @@ class Model:
             raise invalid("jit_compile", "'auto', True or False", jit_compile)
         optimizer = optimizers.get(optimizer)
         if loss is None:
-            raise invalid("loss", f"a loss name or portanet.losses.Loss", loss, InvalidTypeError)
+            raise invalid("loss", "a loss name or portanet.losses.Loss", loss, InvalidTypeError)
         loss = losses.get(loss)
         if metrics is None:
             metrics = []
@@ -328,14 +328,13 @@ class Model:
             raise invalid("input_shape", "a model whose graph is defined", input_shape)
         self._init_params()
 
-    def _prepare(self, x, what):
-        """Validate host features, building a Sequential on its first data."""
-        x = data.as_array(x, "x")
-        if x.ndim == 0 or x.shape[0] == 0:
-            raise invalid("x", "a non-empty array with examples along axis 0", f"an array of shape {x.shape}")
+    def _prepare(self, x, name="x"):
+        """Validate host features (the argument called `name`), building a Sequential on its first data."""
+        x = data.as_array(x, name)
+        data.check_features(x, None, name)
         if not self.built:
             self._build_from_shape(tuple(x.shape[1:]))
-        data.check_features(x, self.input_shape)
+        data.check_features(x, self.input_shape, name)
         self._ensure_params()
         self._sync_backend()
         return x
@@ -344,7 +343,7 @@ class Model:
         raise invalid("x", "data for a model built from portanet.Input", shape)
 
     def _prepare_xy(self, x, y, check_finite=True, names=("x", "y")):
-        x = self._prepare(x, "fit")
+        x = self._prepare(x, names[0])
         y = data.as_array(y, names[1])
         data.check_same_length(x, y, names)
         y = data.check_labels(y, self.loss, self.output_shape, names[1])
@@ -440,11 +439,14 @@ class Model:
                 progress.close(logs)
                 if not math.isfinite(logs["loss"]) and not self._warned_nonfinite:
                     self._warned_nonfinite = True
+                    terminated = any(isinstance(c, callbacks_module.TerminateOnNaN) for c in callback_list.callbacks)
+                    advice = ("TerminateOnNaN stopped training and kept the last finite weights." if terminated
+                              else "Add portanet.callbacks.TerminateOnNaN() to stop at the first bad batch and "
+                                   "keep the last finite weights.")
                     warnings.warn(
                         f"The training loss became {logs['loss']} in epoch {epoch + 1}: the weights overflowed. "
                         f"The learning rate ({self.learning_rate:g}) is probably too high for this model and data "
-                        f"(or the inputs are not scaled). Add portanet.callbacks.TerminateOnNaN() to stop at the "
-                        f"first bad batch and keep the last finite weights.", RuntimeWarning, stacklevel=4)
+                        f"(or the inputs are not scaled). {advice}", RuntimeWarning, stacklevel=4)
                 callback_list.on_epoch_end(epoch, logs)
                 if self.stop_training:
                     break
@@ -527,7 +529,7 @@ class Model:
     def predict(self, x, batch_size=None, verbose=0):
         """The model's outputs for x, as a NumPy array (batched, inference mode)."""
         batch_size = data.check_batch_size(batch_size)
-        x = self._prepare(x, "predict")
+        x = self._prepare(x)
         backend = _backend()
         step = self._compiled("predict")
         outputs = [backend.to_numpy(step(self.params, backend.asarray(x[index], dtype=backend.float_dtype())))

@@ -9,7 +9,7 @@ import pytest
 import portanet as pn
 from portanet import backend as B
 from portanet import callbacks, metrics
-from portanet.errors import InvalidArgumentError, InvalidTypeError
+from portanet.errors import InvalidArgumentError
 from portanet.io import ModelFileError
 from portanet.layers import Dense
 
@@ -116,7 +116,8 @@ def test_terminate_on_nan_keeps_last_finite_weights(backend):
     m.layers[-1].activation = pn.activations.linear
     y = rng.standard_normal((200, 1)).astype(np.float32) * 1e19
     recorder = Recorder()
-    history = m.fit(X, y, epochs=5, batch_size=10, verbose=0, callbacks=[callbacks.TerminateOnNaN(), recorder])
+    with pytest.warns(RuntimeWarning, match="TerminateOnNaN stopped training"):
+        history = m.fit(X, y, epochs=5, batch_size=10, verbose=0, callbacks=[callbacks.TerminateOnNaN(), recorder])
     assert len(history.epoch) == 1  # stopped in the first epoch
     assert all(np.all(np.isfinite(w)) for w in m.get_weights())
 

@@ -1,0 +1,269 @@
+"""The catalog of bad inputs: every public entry point refuses them with a portanet error whose
+message names the argument, what was expected and what was received, before any state changes."""
+import json
+import struct
+
+import numpy as np
+import pytest
+
+import portanet as pn
+from portanet import backend as B
+from portanet import optimizers
+from portanet.errors import BackendUnavailableError, InvalidArgumentError, InvalidTypeError, PortanetError
+from portanet.io import ModelFileError
+from portanet.layers import (AveragePooling2D, Concatenate, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
+                             Reshape)
+
+rng = np.random.default_rng(2)
+X = rng.standard_normal((120, 5)).astype(np.float32)
+Y = (X[:, 0] > 0).astype(np.int64)
+NAN_ROW_7 = np.where(np.arange(120)[:, None] == 7, np.nan, X)
+INF_ROW_3 = np.where(np.arange(120)[:, None] == 3, np.inf, X)
+
+
+def nan_labels():
+    y = np.eye(2, dtype=np.float32)[Y]
+    y[11, 0] = np.nan
+    return y
+
+
+# (id, call, error class, message pattern). Constructors and configuration first.
+CONSTRUCTION = [
+    ("dense-negative-units", lambda: Dense(-1), InvalidArgumentError, "Received: units=-1"),
+    ("dense-zero-units", lambda: Dense(0), InvalidArgumentError, "Received: units=0"),
+    ("dense-float-units", lambda: Dense(2.5), InvalidArgumentError, "Received: units=2.5"),
+    ("dense-nan-units", lambda: Dense(float("nan")), InvalidArgumentError, "Received: units=nan"),
+    ("dense-activation", lambda: Dense(3, activation="relux"), InvalidArgumentError, "Received: activation='relux'"),
+    ("dense-callable-activation", lambda: Dense(3, activation=abs), InvalidTypeError, "Expected a name"),
+    ("dense-initializer", lambda: Dense(3, kernel_initializer="nope"), InvalidArgumentError, "initializer='nope'"),
+    ("dense-regularizer", lambda: Dense(3, kernel_regularizer="l3"), InvalidArgumentError, "regularizer='l3'"),
+    ("dense-use-bias", lambda: Dense(3, use_bias="yes"), InvalidTypeError, "Received: use_bias='yes'"),
+    ("layer-empty-name", lambda: Dense(3, name=""), InvalidArgumentError, "Received: name=''"),
+    ("dropout-one", lambda: Dropout(1.0), InvalidArgumentError, "Received: rate=1.0"),
+    ("dropout-negative", lambda: Dropout(-0.1), InvalidArgumentError, "Received: rate=-0.1"),
+    ("dropout-nan", lambda: Dropout(float("nan")), InvalidArgumentError, "Received: rate=nan"),
+    ("reshape-zero", lambda: Reshape((0, 2)), InvalidArgumentError, "target_shape"),
+    ("concatenate-batch-axis", lambda: Concatenate(axis=0), InvalidArgumentError, "Received: axis=0"),
+    ("input-zero-dim", lambda: pn.Input((0, 3)), InvalidArgumentError, "Received: shape=\\(0, 3\\)"),
+    ("input-string", lambda: pn.Input("784"), InvalidArgumentError, "Received: shape='784'"),
+    ("conv-filters", lambda: Conv2D(-4, 3), InvalidArgumentError, "filters"),
+    ("conv-kernel", lambda: Conv2D(4, 0), InvalidArgumentError, "kernel_size"),
+    ("conv-strides", lambda: Conv2D(4, 3, strides=0), InvalidArgumentError, "strides"),
+    ("conv-padding-name", lambda: Conv2D(4, 3, padding="full"), InvalidArgumentError, "padding"),
+    ("conv-negative-padding", lambda: Conv2D(4, 3, padding=-1), InvalidArgumentError, "padding"),
+    ("pool-size", lambda: MaxPool2D(0), InvalidArgumentError, "pool_size"),
+    ("pool-padding", lambda: AveragePooling2D(2, padding="x"), InvalidArgumentError, "padding"),
+    ("sgd-negative-lr", lambda: optimizers.SGD(-1), InvalidArgumentError, "learning_rate"),
+    ("sgd-nan-lr", lambda: optimizers.SGD(float("nan")), InvalidArgumentError, "learning_rate"),
+    ("sgd-string-lr", lambda: optimizers.SGD("fast"), (InvalidArgumentError, InvalidTypeError), "learning_rate"),
+    ("sgd-momentum", lambda: optimizers.SGD(momentum=-0.1), InvalidArgumentError, "momentum"),
+    ("adam-beta1", lambda: optimizers.Adam(beta_1=1.0), InvalidArgumentError, "beta_1"),
+    ("adam-beta2", lambda: optimizers.Adam(beta_2=-0.1), InvalidArgumentError, "beta_2"),
+    ("adam-epsilon", lambda: optimizers.Adam(epsilon=-1.0), InvalidArgumentError, "epsilon"),
+    ("rmsprop-rho", lambda: optimizers.RMSprop(rho=1.5), InvalidArgumentError, "rho"),
+    ("optimizer-name", lambda: optimizers.get("adamx"), InvalidArgumentError, "adamx"),
+    ("backend-unknown", lambda: B.set("tensorflow"), InvalidArgumentError, "Received: backend='tensorflow'"),
+    ("floatx-unknown", lambda: pn.set_floatx("float16"), InvalidArgumentError, "Received: floatx='float16'"),
+    ("seed-not-int", lambda: pn.set_seed("42"), InvalidArgumentError, "Received: seed='42'"),
+]
+
+
+@pytest.mark.parametrize("name, call, error, match", CONSTRUCTION, ids=[c[0] for c in CONSTRUCTION])
+def test_construction(name, call, error, match):
+    with pytest.raises(error, match=match) as info:
+        call()
+    assert isinstance(info.value, PortanetError)
+
+
+def test_backend_not_installed(monkeypatch):
+    monkeypatch.setattr(B, "installed", lambda name: False)
+    monkeypatch.setattr(B, "_loaded", {})
+    with pytest.raises(BackendUnavailableError, match='pip install "portanet\\[strict\\]"'):
+        B.load("strict")
+
+
+def test_float64_where_the_device_has_none(monkeypatch):
+    monkeypatch.setattr(type(B.load("numpy")), "has_float64", False)
+    with B.use("numpy"), pytest.raises(InvalidArgumentError, match="has no float64"):
+        pn.set_floatx("float64")
+    assert pn.floatx() == "float32"
+
+
+BUILDING = [
+    ("kernel-larger-than-input", lambda: pn.Sequential([pn.Input((1, 5, 5)), Conv2D(4, 7)]), "kernel"),
+    ("conv-on-flat-input", lambda: pn.Sequential([pn.Input((784,)), Conv2D(4, 3)]), "input"),
+    ("pool-on-flat-input", lambda: pn.Sequential([pn.Input((784,)), MaxPool2D(2)]), "input"),
+    ("reshape-wrong-size", lambda: pn.Sequential([pn.Input((12,)), Reshape((5, 5))]), "target_shape"),
+    ("add-in-sequential", lambda: pn.Sequential([pn.Input((4,)), pn.layers.Add()]), "single-input"),
+    ("not-a-layer", lambda: pn.Sequential([pn.Input((4,)), "dense"]), "Received: layer='dense'"),
+    ("layers-not-a-list", lambda: pn.Sequential(Dense(3)), "Received: layers="),
+    ("model-outputs-not-a-tensor", lambda: pn.Model(pn.Input((4,)), Dense(3)), "outputs"),
+    ("model-inputs-not-input", lambda: pn.Model(Dense(3), None), "inputs"),
+]
+
+
+@pytest.mark.parametrize("name, call, match", BUILDING, ids=[b[0] for b in BUILDING])
+def test_model_building(name, call, match):
+    with pytest.raises((InvalidArgumentError, InvalidTypeError), match=match):
+        call()
+
+
+def test_flatten_missing_before_dense_on_images():
+    model = pn.Sequential([pn.Input((1, 8, 8)), Conv2D(2, 3), Dense(10, activation="softmax")])
+    with pytest.raises(InvalidArgumentError, match="Flatten"):
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    fixed = pn.Sequential([pn.Input((1, 8, 8)), Conv2D(2, 3), Flatten(), Dense(10, activation="softmax")])
+    fixed.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+
+
+COMPILE = [
+    ("unknown-loss", dict(loss="nope"), "Received: loss='nope'"),
+    ("no-loss", dict(loss=None), "Received: loss=None"),
+    ("unknown-metric", dict(loss="mse", metrics=["nope"]), "Received: metrics='nope'"),
+    ("metrics-not-a-list", dict(loss="mse", metrics=3), "Received: metrics=3"),
+    ("unknown-optimizer", dict(optimizer="nope", loss="mse"), "nope"),
+    ("bad-jit-compile", dict(loss="mse", jit_compile="always"), "Received: jit_compile='always'"),
+]
+
+
+@pytest.fixture
+def trained():
+    pn.set_seed(0)
+    model = pn.Sequential([pn.Input((5,)), Dense(4, activation="tanh"), Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.fit(X, Y, epochs=1, verbose=0)
+    weights = [w.copy() for w in model.get_weights()]
+    state = model.opt_state
+    yield model
+    for got, want in zip(model.get_weights(), weights):  # nothing changed
+        np.testing.assert_array_equal(got, want)
+    assert model.opt_state is state
+
+
+@pytest.mark.parametrize("name, kwargs, match", COMPILE, ids=[c[0] for c in COMPILE])
+def test_compile(trained, name, kwargs, match):
+    optimizer, loss = trained.optimizer, trained.loss
+    with pytest.raises((InvalidArgumentError, InvalidTypeError), match=match):
+        trained.compile(**kwargs)
+    assert trained.optimizer is optimizer and trained.loss is loss
+
+
+def test_loss_incompatible_with_output():
+    single = pn.Sequential([pn.Input((5,)), Dense(1, activation="sigmoid")])
+    with pytest.raises(InvalidArgumentError, match="single output"):
+        single.compile(loss="sparse_categorical_crossentropy")
+
+
+FIT = [
+    ("length-mismatch", lambda m: m.fit(X, Y[:-1]), InvalidArgumentError, "Expected as many examples as x \\(120\\)"),
+    ("feature-size", lambda m: m.fit(X[:, :4], Y), InvalidArgumentError, "Expected \\(batch, 5\\)"),
+    ("feature-rank", lambda m: m.fit(X[:, :, None], Y), InvalidArgumentError, "Expected \\(batch, 5\\)"),
+    ("label-out-of-range", lambda m: m.fit(X, Y + 5), InvalidArgumentError, "class indices in \\[0, 1\\]"),
+    ("negative-label", lambda m: m.fit(X, Y - 1), InvalidArgumentError, "labels from -1"),
+    ("float-labels-sparse", lambda m: m.fit(X, Y.astype(np.float32)), InvalidTypeError, "float labels"),
+    ("one-hot-for-sparse", lambda m: m.fit(X, np.eye(2)[Y]), InvalidArgumentError, "look one-hot"),
+    ("empty", lambda m: m.fit(X[:0], Y[:0]), InvalidArgumentError, "non-empty"),
+    ("object-dtype", lambda m: m.fit(np.array([[object()] * 5] * 120), Y), InvalidTypeError, "array of numbers"),
+    ("strings", lambda m: m.fit(np.array([["a"] * 5] * 120), Y), InvalidTypeError, "array of numbers"),
+    ("x-none", lambda m: m.fit(None, Y), InvalidTypeError, "Received: x=None"),
+    ("nan-in-x", lambda m: m.fit(NAN_ROW_7, Y), InvalidArgumentError, "first at index 7"),
+    ("inf-in-x", lambda m: m.fit(INF_ROW_3, Y), InvalidArgumentError, "first at index 3"),
+    ("batch-size-zero", lambda m: m.fit(X, Y, batch_size=0), InvalidArgumentError, "Received: batch_size=0"),
+    ("batch-size-float", lambda m: m.fit(X, Y, batch_size=3.5), InvalidArgumentError, "Received: batch_size=3.5"),
+    ("validation-split-one", lambda m: m.fit(X, Y, validation_split=1.0), InvalidArgumentError,
+     "Received: validation_split=1.0"),
+    ("validation-split-negative", lambda m: m.fit(X, Y, validation_split=-0.1), InvalidArgumentError,
+     "Received: validation_split=-0.1"),
+    ("validation-data-lengths", lambda m: m.fit(X, Y, validation_data=(X, Y[:3])), InvalidArgumentError,
+     "validation_data\\[1\\]"),
+    ("validation-data-shape", lambda m: m.fit(X, Y, validation_data=(X[:, :3], Y)), InvalidArgumentError,
+     "validation_data\\[0\\]"),
+    ("validation-data-type", lambda m: m.fit(X, Y, validation_data=X), InvalidTypeError, "validation_data"),
+    ("epochs-negative", lambda m: m.fit(X, Y, epochs=-1), InvalidArgumentError, "Received: epochs=-1"),
+    ("epochs-string", lambda m: m.fit(X, Y, epochs="3"), InvalidArgumentError, "Received: epochs='3'"),
+    ("verbose", lambda m: m.fit(X, Y, verbose=5), InvalidArgumentError, "Received: verbose=5"),
+    ("callbacks-not-callbacks", lambda m: m.fit(X, Y, callbacks=[print]), InvalidTypeError, "callbacks"),
+    ("evaluate-batch-size", lambda m: m.evaluate(X, Y, batch_size=-3), InvalidArgumentError, "Received: batch_size=-3"),
+    ("evaluate-labels", lambda m: m.evaluate(X, Y + 2), InvalidArgumentError, "class indices"),
+    ("predict-shape", lambda m: m.predict(X[:, :2]), InvalidArgumentError, "Expected \\(batch, 5\\)"),
+    ("predict-empty", lambda m: m.predict(np.zeros((0, 5))), InvalidArgumentError, "non-empty"),
+    ("set-weights-shape", lambda m: m.set_weights([np.zeros((5, 4)), np.zeros(4), np.zeros((2, 4)), np.zeros(2)]),
+     InvalidArgumentError, "Expected shape \\(4, 2\\)"),
+    ("set-weights-count", lambda m: m.set_weights([np.zeros((5, 4))]), InvalidArgumentError, "a list of 4 arrays"),
+]
+
+
+@pytest.mark.parametrize("name, call, error, match", FIT, ids=[f[0] for f in FIT])
+def test_fit_evaluate_predict(trained, name, call, error, match):
+    with pytest.raises(error, match=match) as info:
+        call(trained)
+    assert isinstance(info.value, PortanetError)
+
+
+def test_categorical_needs_one_hot_and_binary_needs_0_1():
+    pn.set_seed(0)
+    m = pn.Sequential([pn.Input((5,)), Dense(2, activation="softmax")])
+    m.compile(optimizer="sgd", loss="categorical_crossentropy")
+    with pytest.raises(InvalidArgumentError, match="one-hot labels of shape \\(120, 2\\)"):
+        m.fit(X, Y)
+    with pytest.raises(InvalidArgumentError, match="first at index 11"):
+        m.fit(X, nan_labels())
+    b = pn.Sequential([pn.Input((5,)), Dense(1, activation="sigmoid")])
+    b.compile(optimizer="sgd", loss="binary_crossentropy")
+    with pytest.raises(InvalidArgumentError, match="values in \\[0, 1\\]"):
+        b.fit(X, Y * 3)
+
+
+def test_fit_before_compile():
+    m = pn.Sequential([pn.Input((5,)), Dense(2)])
+    with pytest.raises(InvalidArgumentError, match="compile\\(\\)"):
+        m.fit(X, Y)
+    with pytest.raises(InvalidArgumentError, match="compile\\(\\)"):
+        m.evaluate(X, Y)
+
+
+def rewrite_header(path, change):
+    blob = path.read_bytes()
+    n = struct.unpack("<Q", blob[:8])[0]
+    header = json.loads(blob[8:8 + n])
+    change(header)
+    encoded = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + blob[8 + n:])
+
+
+def test_bad_files(trained, tmp_path):
+    good = tmp_path / "m.pnet"
+    trained.save(good)
+    blob = good.read_bytes()
+    cases = {"truncated.pnet": blob[:-10], "tiny.pnet": blob[:5], "garbage.pnet": b"\x10" * 64,
+             "huge-header.pnet": struct.pack("<Q", 2**40) + blob[8:]}
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ModelFileError):
+            pn.load_model(tmp_path / name)
+        with pytest.raises(ModelFileError):
+            trained.load_weights(tmp_path / name)
+    future = tmp_path / "future.pnet"
+    future.write_bytes(blob)
+    rewrite_header(future, lambda h: h["__metadata__"].update(format_version="99"))
+    with pytest.raises(ModelFileError, match="Received: format_version='99'"):
+        pn.load_model(future)
+    offsets = tmp_path / "offsets.pnet"
+    offsets.write_bytes(blob)
+    rewrite_header(offsets, lambda h: h["weights/0/kernel"].update(data_offsets=[0, 10**9]))
+    with pytest.raises(ModelFileError, match="truncated or damaged"):
+        pn.load_model(offsets)
+    with pytest.raises(FileNotFoundError, match="missing.pnet"):
+        pn.load_model(tmp_path / "missing.pnet")
+    with pytest.raises(InvalidArgumentError, match="directory"):
+        pn.load_model(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="directory"):
+        trained.save(tmp_path)
+    other = pn.Sequential([pn.Input((5,)), Dense(3), Dense(2)])
+    other.save_weights(tmp_path / "other.pnet")
+    with pytest.raises(ModelFileError, match="Expected weights/0/kernel of shape \\(5, 4\\)"):
+        trained.load_weights(tmp_path / "other.pnet")
+
+
+def test_catalog_size():
+    assert len(CONSTRUCTION) + len(BUILDING) + len(COMPILE) + len(FIT) + 12 >= 50
