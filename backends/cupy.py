@@ -39,6 +39,10 @@ class CupyBackend(Backend):
     def to_numpy(self, x):
         return cp.asnumpy(x)
 
+    def is_out_of_memory(self, error):
+        # cupy.cuda.memory.OutOfMemoryError is a MemoryError; cuBLAS/cuDNN report failed allocations
+        return isinstance(error, MemoryError) or "ALLOC_FAILED" in str(error)
+
 
 def make():
     return CupyBackend()

@@ -41,6 +41,9 @@ class JaxBackend(Backend):
     def loop(self, body, count, carry):
         return jax.lax.fori_loop(0, count, body, carry)
 
+    def is_out_of_memory(self, error):
+        return isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error)  # XlaRuntimeError
+
     def enable_float64(self):
         jax.config.update("jax_enable_x64", True)
 

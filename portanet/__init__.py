@@ -10,7 +10,7 @@ from . import (activations, backend, callbacks, data, datasets, initializers, la
                random, regularizers)
 from ._version import __version__
 from .backend import floatx, set_floatx
-from .errors import BackendUnavailableError, InvalidArgumentError, InvalidTypeError, PortanetError
+from .errors import BackendUnavailableError, DeviceMemoryError, InvalidArgumentError, InvalidTypeError, PortanetError
 from .io import ModelFileError, load_model
 from .layers import Input
 from .model import Model, Sequential

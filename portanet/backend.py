@@ -61,6 +61,10 @@ class Backend:
         library while a step runs; the training loop reports non-finite losses itself, once."""
         return contextlib.nullcontext()
 
+    def is_out_of_memory(self, error):
+        """True where `error`, raised by a step, says the device ran out of memory."""
+        return isinstance(error, MemoryError)
+
     def enable_float64(self):
         """Called before float64 is used; raises where the device has no float64."""
         if not self.has_float64:

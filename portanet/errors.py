@@ -17,6 +17,10 @@ class BackendUnavailableError(PortanetError, ImportError):
     """A known backend whose library (or device) is missing."""
 
 
+class DeviceMemoryError(PortanetError, MemoryError):
+    """The device ran out of memory during a step (the message suggests a smaller batch)."""
+
+
 def message(argument, expected, received):
     """`Invalid value for `argument`. Expected <expected>. Received: argument=<received>`."""
     return f"Invalid value for `{argument}`. Expected {expected}. Received: {argument}={received!r}"

@@ -10,6 +10,7 @@ regularization, the optimizer update, and the running sums of loss and metric st
 it is compiled once with `jax.jit`; elsewhere it is just called. The host loop around it only
 slices batches and talks to the user once per progress update.
 """
+import contextlib
 import math
 import time
 import warnings
@@ -17,7 +18,7 @@ import warnings
 from . import callbacks as callbacks_module
 from . import data, losses, metrics as metrics_module, optimizers, random
 from .backend import floatx, get as _backend, use as use_backend
-from .errors import InvalidArgumentError, InvalidTypeError, invalid
+from .errors import DeviceMemoryError, InvalidArgumentError, InvalidTypeError, invalid
 from .layers.base import ActivatedLayer, Layer, SymbolicTensor, unique_name
 from .layers.core import InputLayer
 from .tree import tree_map
@@ -383,7 +384,8 @@ class Model:
                                                       epochs=epochs, steps=math.ceil(len(train[0]) / batch_size))
         if seed is None:
             seed = self.seed if self.seed is not None else data.new_seed()
-        return self._fit_loop(train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list, verbose)
+        with _memory_hint(batch_size):
+            return self._fit_loop(train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list, verbose)
 
     def _fit_loop(self, train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list, verbose):
         backend = _backend()
@@ -518,7 +520,8 @@ class Model:
         batch_size = data.check_batch_size(batch_size)
         verbose = _check_verbose(verbose)
         x, y = self._prepare_xy(x, y, check_finite)
-        logs = self._evaluate_arrays(x, y, batch_size)
+        with _memory_hint(batch_size):
+            logs = self._evaluate_arrays(x, y, batch_size)
         if verbose:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         if return_dict:
@@ -532,8 +535,9 @@ class Model:
         x = self._prepare(x)
         backend = _backend()
         step = self._compiled("predict")
-        outputs = [backend.to_numpy(step(self.params, backend.asarray(x[index], dtype=backend.float_dtype())))
-                   for index in data.batches(data.epoch_order(len(x), False, 0, 0), batch_size)]
+        with _memory_hint(batch_size):
+            outputs = [backend.to_numpy(step(self.params, backend.asarray(x[index], dtype=backend.float_dtype())))
+                       for index in data.batches(data.epoch_order(len(x), False, 0, 0), batch_size)]
         return data.concatenate(outputs)
 
     def __call__(self, x, training=False):
@@ -686,3 +690,20 @@ def _check_verbose(verbose):
     if verbose not in (0, 1, 2):
         raise invalid("verbose", "0, 1, 2 or 'auto'", verbose)
     return verbose
+
+
+@contextlib.contextmanager
+def _memory_hint(batch_size):
+    """Turn the device's out-of-memory error inside the block into one that names the batch size."""
+    try:
+        yield
+    except DeviceMemoryError:
+        raise
+    except Exception as error:
+        backend = _backend()
+        if not backend.is_out_of_memory(error):
+            raise
+        raise DeviceMemoryError(
+            f"The {backend.name} device ({backend.device}) ran out of memory. Expected a batch_size whose "
+            f"activations and gradients fit in device memory. Received: batch_size={batch_size}; try a "
+            f"smaller one, e.g. batch_size={max(1, batch_size // 2)}.") from error

@@ -5,7 +5,7 @@ import pytest
 import portanet as pn
 from portanet import backend as B
 from portanet.callbacks import EarlyStopping
-from portanet.layers import Add, Concatenate, Dense, Dropout
+from portanet.layers import Add, Concatenate, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 from helpers import directional_check, to_device, to_host
 
@@ -58,6 +58,26 @@ def test_same_loss_curve_on_every_backend_mlp(backend):
     np.testing.assert_allclose(pred, pred_ref, rtol=1e-3, atol=1e-4)
 
 
+IMAGES = rng.standard_normal((120, 1, 10, 10)).astype(np.float32)
+IMAGE_LABELS = (IMAGES[:, 0, :5].mean(axis=(1, 2)) > IMAGES[:, 0, 5:].mean(axis=(1, 2))).astype(np.int64)
+
+
+def small_cnn(seed=0):
+    pn.set_seed(seed)
+    return pn.Sequential([pn.Input((1, 10, 10)), Conv2D(4, 3, activation="relu"), MaxPool2D(2),
+                          Conv2D(6, 3, padding="same", activation="relu"), Flatten(),
+                          Dense(2, activation="softmax")])
+
+
+def test_same_loss_curve_on_every_backend_cnn(backend):
+    """120 examples / batch 20 = 6 steps an epoch, 10 epochs: 60 steps through conv and pool layers."""
+    reference, pred_ref = loss_curve("numpy", small_cnn, IMAGES, IMAGE_LABELS, "sparse_categorical_crossentropy", 10)
+    curve, pred = loss_curve(backend.name, small_cnn, IMAGES, IMAGE_LABELS, "sparse_categorical_crossentropy", 10)
+    assert reference[-1] < reference[0]
+    np.testing.assert_allclose(curve, reference, rtol=2e-4)
+    np.testing.assert_allclose(pred, pred_ref, rtol=1e-3, atol=1e-4)
+
+
 def test_jit_equals_eager_on_jax():
     if not B.installed("jax"):
         pytest.skip("jax not installed")
@@ -77,6 +97,13 @@ def test_summary_counts_match_keras(capsys):
     course.summary()
     out = capsys.readouterr().out
     assert "Total params: 35,090" in out and "(None, 40)" in out and "31,400" in out
+    lenet = pn.Sequential([pn.Input((1, 32, 32)), Conv2D(6, 5, activation="relu"), MaxPool2D(2),
+                           Conv2D(16, 5, activation="relu"), MaxPool2D(2), Flatten(),
+                           Dense(120, activation="relu"), Dense(84, activation="relu"), Dense(10, activation="softmax")])
+    assert lenet.count_params() == 156 + 2416 + 48120 + 10164 + 850   # 61,706 as in Keras
+    lenet.summary()
+    out = capsys.readouterr().out
+    assert "(None, 6, 28, 28)" in out and "(None, 400)" in out and "Total params: 61,706" in out
 
 
 def test_sequential_builds_from_first_data_and_input_dim():

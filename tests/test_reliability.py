@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import portanet as pn
 from portanet import backend as B
 from portanet.callbacks import ModelCheckpoint
-from portanet.errors import PortanetError
+from portanet.errors import DeviceMemoryError, PortanetError
 from portanet.layers import Activation, AveragePooling2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
 rng = np.random.default_rng(3)
@@ -162,3 +162,26 @@ def test_random_dense_stacks_valid_or_clear_error(sizes, features):
         assert features > 0 and min(sizes) > 0
         assert model.predict(np.ones((3, features), np.float32)).shape == (3, sizes[-1])
         assert model.count_params() == sum(a * b + b for a, b in zip([features, *sizes], sizes))
+
+
+def test_out_of_memory_names_the_batch_size(backend, monkeypatch):
+    m = pn.Sequential([pn.Input((6,)), Dense(3)])
+    m.compile(optimizer="sgd", loss="mse")
+    m.fit(X, X[:, :3], epochs=1, batch_size=32, verbose=0)
+    weights = m.get_weights()
+
+    def exhausted(*args):
+        raise MemoryError("out of memory allocating 1 TiB")
+
+    monkeypatch.setattr(m, "_compiled", lambda *args, **kwargs: exhausted)
+    monkeypatch.setattr(type(backend), "compiled_loops", False)
+    for call in (lambda: m.fit(X, X[:, :3], batch_size=256, verbose=0),
+                 lambda: m.evaluate(X, X[:, :3], batch_size=256, verbose=0),
+                 lambda: m.predict(X, batch_size=256)):
+        with pytest.raises(DeviceMemoryError, match="Received: batch_size=256; try a smaller one, e.g. batch_size=128"):
+            call()
+    for before, after in zip(weights, m.get_weights()):
+        np.testing.assert_array_equal(before, after)
+    if backend.name == "jax":   # XLA reports exhaustion as an XlaRuntimeError with this status
+        assert backend.is_out_of_memory(RuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate"))
+    assert not backend.is_out_of_memory(ValueError("shapes do not match"))
