@@ -17,7 +17,8 @@ class NumpyBackend(Backend):
         # preallocated arrays instead of stacking, padding and summing new ones.
         self.fast = {"im2col": im2col, "col2im": col2im,
                      "conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
-                     "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward}
+                     "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
+                     "blockwise": blockwise}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -184,6 +185,28 @@ def maxpool2d_backward(cache, dy, pool, strides, pads):
                 np.multiply(rest, hit, out=rest)
     H, W = xpad.shape[2] - top - bottom, xpad.shape[3] - left - right
     return dx[:, :, top:top + H, left:left + W]
+
+
+BLOCK = 1 << 16
+
+
+def blockwise(fn, *arrays):
+    """fn(*arrays) -> tuple of arrays, for an element-wise fn of same-shaped arrays (an optimizer's
+    update of one parameter), evaluated on slices of BLOCK elements: the many temporaries of the
+    formula then stay in the CPU cache and reuse the allocator's memory, where whole-array
+    temporaries of a large layer each cost a pass through RAM and fresh pages. Same results."""
+    shape, n = arrays[0].shape, arrays[0].size
+    if n <= BLOCK:
+        return fn(*arrays)
+    flat = [np.ravel(a) for a in arrays]
+    outs = None
+    for start in range(0, n, BLOCK):
+        part = fn(*(a[start:start + BLOCK] for a in flat))
+        if outs is None:
+            outs = [np.empty(n, dtype=p.dtype) for p in part]
+        for out, p in zip(outs, part):
+            out[start:start + BLOCK] = p
+    return tuple(out.reshape(shape) for out in outs)
 
 
 def make():

@@ -43,7 +43,7 @@ Every step, in Keras' order:
 import math
 import numbers
 
-from . import schedules as _schedules
+from . import ops, schedules as _schedules
 from .backend import get as _backend
 from .errors import InvalidTypeError, invalid
 from .schedules import LearningRateSchedule
@@ -188,18 +188,22 @@ class Optimizer:
             return casts[dtype]
 
         def leaf(p, g, *slots):
+            """(new p, *new slots): element-wise in p, g and the slots."""
             lr_p, t_p = per_dtype(p.dtype)
             g = _cast(g, p.dtype)
             if self.weight_decay:
                 p = p - p * self.weight_decay * lr_p
-            return self._update_leaf(p, g, dict(zip(names, slots)), lr_p, t_p)
+            new_p, new_slots = self._update_leaf(p, g, dict(zip(names, slots)), lr_p, t_p)
+            return (new_p, *(new_slots[n] for n in names))
 
-        out = tree_map(leaf, params, grads, *(state[n] for n in names))
+        blockwise = ops.fast_path("blockwise")  # NumPy: the same arithmetic on cache-sized blocks
+        out = tree_map(leaf if blockwise is None else lambda *a: blockwise(leaf, *a),
+                       params, grads, *(state[n] for n in names))
         new_params = tree_map(lambda _, o: o[0], params, out)
         new_lr = self.learning_rate(t, dtype=lr.dtype) if self.uses_schedule else lr
         new_state = {"step": t, "learning_rate": new_lr}
-        for n in names:
-            new_state[n] = tree_map(lambda _, o, n=n: o[1][n], params, out)
+        for i, n in enumerate(names, start=1):
+            new_state[n] = tree_map(lambda _, o, i=i: o[i], params, out)
         return new_params, new_state
 
     def learning_rate_value(self, state):
