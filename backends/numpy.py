@@ -192,9 +192,10 @@ BLOCK = 1 << 16
 
 def blockwise(fn, *arrays):
     """fn(*arrays) -> tuple of arrays, for an element-wise fn of same-shaped arrays (an optimizer's
-    update of one parameter), evaluated on slices of BLOCK elements: the many temporaries of the
-    formula then stay in the CPU cache and reuse the allocator's memory, where whole-array
-    temporaries of a large layer each cost a pass through RAM and fresh pages. Same results."""
+    update of one parameter, the random generator's rounds), evaluated on slices of BLOCK
+    elements: the many temporaries of the formula then stay in the CPU cache and reuse the
+    allocator's memory, where whole-array temporaries each cost a pass through RAM and fresh
+    pages. Same results."""
     shape, n = arrays[0].shape, arrays[0].size
     if n <= BLOCK:
         return fn(*arrays)

@@ -35,7 +35,9 @@ def test_streams_equal_jax_random(seed):
     with B.use("numpy") as b:
         ours = R.key(seed)
         np.testing.assert_array_equal(b.to_numpy(ours), np.asarray(jax.random.key_data(k)))
-        np.testing.assert_array_equal(b.to_numpy(R.bits(ours, (3, 33))), np.asarray(jax.random.bits(k, (3, 33), dtype=np.uint32)))
+        for shape in [(3, 33), (300, 500)]:   # the second is larger than the NumPy fast path's block
+            np.testing.assert_array_equal(b.to_numpy(R.bits(ours, shape)),
+                                          np.asarray(jax.random.bits(k, shape, dtype=np.uint32)))
         np.testing.assert_array_equal(b.to_numpy(R.split(ours, 5)), np.asarray(jax.random.split(k, 5)))
         np.testing.assert_array_equal(b.to_numpy(R.fold_in(ours, 12345)), np.asarray(jax.random.fold_in(k, 12345)))
 
