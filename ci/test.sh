@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install portanet with its test extra into a fresh virtual environment, then run the README's
-# test command: every CPU backend (numpy, jax, strict) in one pytest invocation.
+# test command (every CPU backend, numpy, jax and strict, in one pytest invocation) and the
+# benchmark's quick mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
@@ -21,10 +22,17 @@ python -m portanet info
 set +e
 python -m pytest -q -p no:cacheprovider
 code=$?
+# The benchmark's regression guard: prints its table (peers that are installed), never fails on time.
+python ci/bench.py --quick
+bench=$?
 set -e
 echo "ci: wall time $(( $(date +%s) - start )) s"
 if [ "$code" -eq 5 ]; then
     echo "ci: pytest collected no tests" >&2
     exit 1
+fi
+if [ "$code" -eq 0 ] && [ "$bench" -ne 0 ]; then
+    echo "ci: ci/bench.py --quick crashed" >&2
+    exit "$bench"
 fi
 exit "$code"
