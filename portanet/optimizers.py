@@ -47,7 +47,7 @@ from . import ops, schedules as _schedules
 from .backend import get as _backend
 from .errors import InvalidTypeError, invalid
 from .schedules import LearningRateSchedule
-from .tree import tree_leaves, tree_map
+from .tree import tree_leaves, tree_map, tree_unflatten
 
 _SCHEDULE_NOT_SETTABLE = (
     "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
@@ -196,14 +196,16 @@ class Optimizer:
             new_p, new_slots = self._update_leaf(p, g, dict(zip(names, slots)), lr_p, t_p)
             return (new_p, *(new_slots[n] for n in names))
 
-        blockwise = ops.fast_path("blockwise")  # NumPy: the same arithmetic on cache-sized blocks
-        out = tree_map(leaf if blockwise is None else lambda *a: blockwise(leaf, *a),
-                       params, grads, *(state[n] for n in names))
-        new_params = tree_map(lambda _, o: o[0], params, out)
+        # one tuple (p, g, *slots) per parameter; grads matched to params by key
+        columns = list(zip(tree_leaves(params), tree_leaves(tree_map(lambda _, g: g, params, grads)),
+                           *(tree_leaves(state[n]) for n in names)))
+        foreach = ops.fast_path("foreach")  # NumPy: small parameters together, large ones blockwise
+        out = [leaf(*c) for c in columns] if foreach is None else foreach(leaf, columns)
+        new_params = tree_unflatten(params, [o[0] for o in out])
         new_lr = self.learning_rate(t, dtype=lr.dtype) if self.uses_schedule else lr
         new_state = {"step": t, "learning_rate": new_lr}
         for i, n in enumerate(names, start=1):
-            new_state[n] = tree_map(lambda _, o, i=i: o[i], params, out)
+            new_state[n] = tree_unflatten(params, [o[i] for o in out])
         return new_params, new_state
 
     def learning_rate_value(self, state):

@@ -587,16 +587,20 @@ def test_update_does_not_modify_its_inputs():
 @pytest.mark.parametrize("opt", [O.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
                                  O.RMSprop(momentum=0.9, centered=True), O.Adagrad(),
                                  O.Adam(amsgrad=True), O.AdamW(clipvalue=0.5)], ids=lambda o: o.name)
-def test_blockwise_fast_path_gives_identical_updates(backend, opt):
-    """Large parameters (a non-contiguous gradient among them) updated blockwise by the backend's
-    fast path equal the whole-array update bit for bit."""
-    if "blockwise" not in backend.fast:
-        pytest.skip(f"the {backend.name} backend has no blockwise fast path")
+def test_foreach_fast_path_gives_identical_updates(backend, opt):
+    """The backend's fast path (NumPy: small parameters concatenated, large ones blockwise; a
+    non-contiguous gradient among them) equals the update of each parameter alone, bit for bit."""
+    if "foreach" not in backend.fast:
+        pytest.skip(f"the {backend.name} backend has no foreach fast path")
     rng = np.random.default_rng(5)
-    params = {"w": backend.asarray(rng.standard_normal((300, 700)).astype(np.float32)),
-              "b": backend.asarray(rng.standard_normal(7).astype(np.float32))}
-    grads = {"w": backend.asarray(rng.standard_normal((700, 300)).astype(np.float32)).T,
-             "b": backend.asarray(rng.standard_normal(7).astype(np.float32))}
+
+    def arrays(*shapes):
+        return [backend.asarray(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+
+    w, b, k = arrays((300, 700), (7,), (3, 2, 5))
+    gw, gb, gk = arrays((700, 300), (7,), (3, 2, 5))
+    params = {"w": w, "layer": {"b": b, "k": k}}
+    grads = {"layer": {"k": gk, "b": gb}, "w": gw.T}
 
     def three_steps():
         p, state = params, opt.init(params)
