@@ -1,0 +1,160 @@
+"""The examples run end to end (``--quick``) on every installed CPU backend.
+
+Each example runs in a subprocess with PORTANET_BACKEND set, on a small synthetic copy of the
+image datasets (``--data-dir``: Fashion-MNIST and CIFAR-10 in their file formats, no MNIST, so
+the MNIST examples exercise their fallback), and must exit with 0, print its key lines and write
+its files.
+"""
+import gzip
+import importlib.util
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import portanet as pn
+from portanet import backend as B
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ("matplotlib", "sklearn")),
+                       reason="the examples need matplotlib and scikit-learn (the test extra)"),
+]
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+BACKENDS = [name for name in B.KNOWN if name not in B.GPU_ONLY]
+COMMON_LINES = ("test accuracy: ", "seconds per epoch: ")
+
+# example -> (files written into --out, lines printed, whether it reads image datasets)
+EXPECTED = {
+    "lenet": (("lenet.pnet", "history.png"), ("dataset: Fashion-MNIST", "Total params: 61,706"), True),
+    "mlp_sgd": (("accuracy.png",), ("MNIST not found", "dataset: Fashion-MNIST", "SGD: test loss",
+                                    "SGD with momentum 0.5: test loss"), True),
+    "optimizers": (("descent.png", "val_accuracy.png"),
+                   ("x after 1000", "dataset: Fashion-MNIST",
+                    *(f"{name}: test loss" for name in ("SGD", "Adam", "Adagrad", "RMSprop"))), True),
+    "cifar_dense": (("history.png",), ("dataset: CIFAR-10", "training examples: 512, test examples: 50"), True),
+    "iris": (tuple(f"confusion_{v}.png" for v in ("plain", "l2", "dropout")) + ("val_accuracy.png",),
+             ("confusion matrix", "virginica", "macro avg", "l2: test loss", "dropout: test loss"), False),
+    "digits": (tuple(f"confusion_{v}.png" for v in ("plain", "l2", "dropout")) + ("val_accuracy.png",),
+               ("confusion matrix", "weighted avg", "plain: test loss", "dropout: test loss"), False),
+    "roc": (("roc.png", "pr.png", "history.png"), ("ROC AUC: ", "precision-recall AUC: "), False),
+}
+
+
+def run(example, backend, out, *arguments, check=True):
+    """Run examples/<example>.py --quick --out <out> with PORTANET_BACKEND=<backend>. JAX compiles
+    at XLA's lowest optimisation level: a smoke run is mostly compilation."""
+    env = {**os.environ, "PORTANET_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
+    if backend == "jax":
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
+    command = [sys.executable, str(EXAMPLES / f"{example}.py"), "--quick", "--out", str(out), *arguments]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _write_idx(path, array):
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """A root holding fake fashion-mnist/ (600 train, 50 test) and cifar-10/ (5 x 120 train,
+    50 test) in the real file formats; no mnist/."""
+    root = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(0)
+    fashion = root / "fashion-mnist"
+    fashion.mkdir()
+    for split, n in (("train", 600), ("t10k", 50)):
+        _write_idx(fashion / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(fashion / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
+    cifar = root / "cifar-10" / "cifar-10-batches-bin"
+    cifar.mkdir(parents=True)
+    for name, n in [(f"data_batch_{i}.bin", 120) for i in range(1, 6)] + [("test_batch.bin", 50)]:
+        records = np.concatenate([(np.arange(n) % 10)[:, None], rng.integers(0, 256, (n, 3072))], axis=1)
+        (cifar / name).write_bytes(records.astype(np.uint8).tobytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def example_runs(request, data_dir, tmp_path_factory):
+    """The runs of the selected `test_example_runs` cases, all started at once on a pool of one
+    thread per CPU (each run is a subprocess), JAX's (the slowest) first: {(example, backend):
+    Future of (CompletedProcess, out folder)}."""
+    keys = {(item.callspec.params["example"], item.callspec.params["backend"]) for item in request.session.items
+            if getattr(item, "originalname", None) == "test_example_runs"}
+    keys = sorted((k for k in keys if B.installed(k[1])), key=lambda k: (k[1] != "jax", k))
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+
+    def start(example, backend):
+        out = tmp_path_factory.mktemp(f"{example}-{backend}") / "out"
+        images = EXPECTED[example][2]
+        return run(example, backend, out, *(("--data-dir", str(data_dir)) if images else ())), out
+
+    futures = {key: pool.submit(start, *key) for key in keys}
+    yield futures
+    pool.shutdown(cancel_futures=True)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("example", EXPECTED)
+def test_example_runs(example, backend, example_runs):
+    if not B.installed(backend):
+        pytest.skip(f"{backend} backend not installed")
+    result, out = example_runs[example, backend].result()
+    files, lines, _ = EXPECTED[example]
+    for line in (f"backend: {backend}", *COMMON_LINES, *lines):
+        assert line in result.stdout, f"{example} on {backend}: {line!r} not printed:\n{result.stdout}"
+    for name in files:
+        assert (out / name).is_file(), f"{example} on {backend} did not write {name}"
+        if name.endswith(".png"):
+            assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if example == "optimizers":  # from x = 1.5 with rate 0.01, SGD settles in the minimum near 2.19450
+        row = next(line.split() for line in result.stdout.splitlines() if line.split()[:2] == ["0.01", "1.5"])
+        assert abs(float(row[-2]) - 2.19450) < 1e-4, row
+    if example == "lenet":
+        model = pn.load_model(out / "lenet.pnet")
+        assert model.predict(np.zeros((2, 1, 32, 32), np.float32)).shape == (2, 10)
+
+
+def test_lenet_falls_back_to_digits(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run("lenet", "numpy", tmp_path / "out", "--data-dir", str(empty))
+    assert "Fashion-MNIST not found" in result.stdout
+    assert "training on scikit-learn's 8x8 digits" in result.stdout
+    assert "training examples: 512, test examples: 360" in result.stdout
+    assert "test accuracy: " in result.stdout
+    assert (tmp_path / "out" / "history.png").is_file()
+
+
+def test_lenet_finds_the_installed_fashion_mnist(tmp_path):
+    result = run("lenet", "numpy", tmp_path / "out")  # portanet.datasets' default search
+    if "Fashion-MNIST not found" in result.stdout:
+        pytest.skip("no Fashion-MNIST installed")
+    assert "dataset: Fashion-MNIST" in result.stdout
+    assert "training examples: 512, test examples: 512" in result.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (("--epochs", "0"), "expected a positive integer, got '0'"),
+    (("--batch-size", "many"), "expected a positive integer, got 'many'"),
+    (("--limit", "-3"), "expected a positive integer, got '-3'"),
+    (("--seed", "-1"), "expected a non-negative integer, got '-1'"),
+    (("--learning-rate", "1"), "unrecognized arguments"),
+])
+def test_bad_arguments_are_argparse_errors(arguments, message, tmp_path):
+    result = run("roc", "numpy", tmp_path / "out", *arguments, check=False)
+    assert result.returncode == 2
+    assert "usage: roc.py" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
