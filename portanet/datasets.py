@@ -981,7 +981,7 @@ def standardize(x_train, x_test=None, axis=0, return_stats=False):
     ``axis=(0, 2, 3)`` for per-channel statistics of NCHW images, None for one global value)
     and applied to `x_train` and, when given, `x_test`; a feature with zero spread is divided by
     1 (as scikit-learn's StandardScaler). Statistics are computed in float64; results are float32
-    (float64 for float64 input). Returns x_train_std, or (x_train_std, x_test_std) when x_test
+    (float64 for float64 input), computed in that dtype. Returns x_train_std, or (x_train_std, x_test_std) when x_test
     is given; with ``return_stats=True`` the (mean, std) arrays (keepdims shape) follow.
     """
     train = _numeric(x_train, "x_train")
@@ -992,12 +992,16 @@ def standardize(x_train, x_test=None, axis=0, return_stats=False):
     dtype = _float_of(train)
     mean = train.mean(axis=axes, keepdims=True, dtype=np.float64)
     std = train.std(axis=axes, keepdims=True, dtype=np.float64)
-    std = np.where(std > 0, std, 1.0)
-    out = [((train - mean) / std).astype(dtype)]
+    mean, std = mean.astype(dtype), np.where(std > 0, std, 1.0).astype(dtype)
+
+    def scale(x):  # in the result dtype: no float64 temporary of the data's size
+        return (x.astype(dtype, copy=False) - mean) / std
+
+    out = [scale(train)]
     if test is not None:
-        out.append(((test - mean) / std).astype(dtype))
+        out.append(scale(test))
     if return_stats:
-        out.extend([mean.astype(dtype), std.astype(dtype)])
+        out.extend([mean, std])
     return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -1015,10 +1019,10 @@ def mean_subtract(x_train, x_test=None, return_mean=False):
         raise invalid("x_train", "a non-empty array with examples along axis 0", f"an array of shape {train.shape}")
     test = None if x_test is None else _check_test_like(x_test, train, (0,))
     dtype = _float_of(train)
-    mean = train.mean(axis=0, dtype=np.float64)
-    out = [(train - mean).astype(dtype)]
+    mean = train.mean(axis=0, dtype=np.float64).astype(dtype)
+    out = [train.astype(dtype, copy=False) - mean]   # in the result dtype: no float64 temporary
     if test is not None:
-        out.append((test - mean).astype(dtype))
+        out.append(test.astype(dtype, copy=False) - mean)
     if return_mean:
-        out.append(mean.astype(dtype))
+        out.append(mean)
     return out[0] if len(out) == 1 else tuple(out)

@@ -22,13 +22,19 @@ def confusion_matrix(y_true, y_pred, num_classes=None):
     t, p = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
     if t.shape != p.shape:
         raise invalid("y_pred", f"as many labels as y_true ({t.size})", p.size)
-    n = int(num_classes or max(t.max(initial=-1), p.max(initial=-1)) + 1)
+    needed = int(max(t.max(initial=-1), p.max(initial=-1)) + 1)
+    if num_classes is not None and not needed <= num_classes:
+        raise invalid("num_classes", f"more than the largest label ({needed - 1})", num_classes)
+    if t.min(initial=0) < 0 or p.min(initial=0) < 0:
+        raise invalid("y_true", "non-negative class labels", int(min(t.min(initial=0), p.min(initial=0))))
+    n = int(num_classes or needed)
     return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
 
 
 def classification_report(y_true, y_pred, target_names=None, digits=2):
-    """A text table of precision, recall, F1 and support per class, with macro and weighted averages."""
-    cm = confusion_matrix(y_true, y_pred)
+    """A text table of precision, recall, F1 and support per class, with macro and weighted averages
+    (one row per `target_names` entry, also for classes absent from both y_true and y_pred)."""
+    cm = confusion_matrix(y_true, y_pred, None if target_names is None else len(target_names))
     tp = np.diag(cm).astype(float)
     support = cm.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -60,6 +60,12 @@ def test_host_reports_equal_sklearn():
     np.testing.assert_array_equal(metrics.confusion_matrix(y_true, y_pred), skm.confusion_matrix(y_true, y_pred))
     report = metrics.classification_report(y_true, y_pred, target_names=["a", "b", "c"])
     assert "macro avg" in report and "weighted avg" in report
+    # a named class that occurs in neither y_true nor y_pred still gets its (empty) row
+    report = metrics.classification_report([0, 1, 1], [0, 1, 0], target_names=["a", "b", "c"])
+    assert [line.split()[0] for line in report.splitlines()[2:5]] == ["a", "b", "c"]
+    assert report.splitlines()[4].split()[1:] == ["0.00", "0.00", "0.00", "0"]
+    with pytest.raises(InvalidArgumentError, match="num_classes"):
+        metrics.confusion_matrix([0, 3], [0, 1], num_classes=3)
     t, s = rng.integers(0, 2, 60), rng.random(60).round(1)
     for ours, theirs in zip(metrics.roc_curve(t, s), skm.roc_curve(t, s, drop_intermediate=False)):
         np.testing.assert_allclose(ours, theirs)
@@ -93,6 +99,17 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_best():
     best = int(np.argmin(val))
     assert len(val) < 60 and stop.stopped_epoch == len(val) - 1
     assert len(val) - 1 - best == 2  # stopped after `patience` epochs without improvement
+    for got, want in zip(m.get_weights(), recorder.weights[best]):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_early_stopping_restores_best_also_when_every_epoch_ran():
+    m = model(lr=0.3)
+    recorder = Recorder()
+    stop = callbacks.EarlyStopping(monitor="val_loss", patience=100, restore_best_weights=True)
+    history = m.fit(X, Y, epochs=8, batch_size=20, validation_split=0.3, verbose=0, callbacks=[stop, recorder])
+    best = int(np.argmin(history.history["val_loss"]))
+    assert stop.stopped_epoch == 0 and len(history.epoch) == 8 and best < 7
     for got, want in zip(m.get_weights(), recorder.weights[best]):
         np.testing.assert_array_equal(got, want)
 

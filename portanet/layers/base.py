@@ -29,7 +29,8 @@ def unique_name(base):
 
 
 def _snake(name):
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    """Keras' default layer names: Dense -> dense, Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
 
 
 def check_positive_int(name, value):

@@ -1,4 +1,4 @@
-"""MaxPool2D (MaxPooling2D) and AveragePooling2D (AvgPool2D) over NCHW images."""
+"""MaxPooling2D (MaxPool2D) and AveragePooling2D (AvgPool2D) over NCHW images."""
 from .. import ops
 from ..errors import invalid
 from .base import Layer
@@ -27,7 +27,7 @@ class _Pool2D(Layer):
                 "padding": self.padding}
 
 
-class MaxPool2D(_Pool2D):
+class MaxPooling2D(_Pool2D):
     """Max over pool_size windows of NCHW images: (batch, C, H, W) -> (batch, C, Ho, Wo).
 
     Args:
@@ -55,7 +55,7 @@ class MaxPool2D(_Pool2D):
 class AveragePooling2D(_Pool2D):
     """Mean over pool_size windows of NCHW images: (batch, C, H, W) -> (batch, C, Ho, Wo).
 
-    Arguments as MaxPool2D. With padding="same" each window is divided by its number of real
+    Arguments as MaxPooling2D. With padding="same" each window is divided by its number of real
     (unpadded) elements, as Keras/TensorFlow (PyTorch's count_include_pad=False).
     """
 
@@ -71,7 +71,7 @@ class AveragePooling2D(_Pool2D):
         return ops.avgpool2d_backward(x_shape, dy, self.pool_size, self.strides, pads), {}
 
 
-MaxPooling2D = MaxPool2D
+MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePooling2D
 
-__all__ = ["MaxPool2D", "MaxPooling2D", "AveragePooling2D", "AvgPool2D"]
+__all__ = ["MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D"]
