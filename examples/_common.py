@@ -160,6 +160,20 @@ def saved(path):
     print(f"saved {path}")
 
 
+def tanh_classifier(variant, inputs, hidden, classes, l2):
+    """inputs -> tanh layers of `hidden` units -> classes softmax, as in the Keras course; the
+    variant "l2" puts an L2 penalty of factor `l2` on every kernel, "dropout" adds Dropout(0.2)
+    after each hidden layer, "plain" neither."""
+    regularizer = pn.regularizers.l2(l2) if variant == "l2" else None
+    layers = [pn.Input((inputs,))]
+    for units in hidden:
+        layers.append(pn.layers.Dense(units, activation="tanh", kernel_regularizer=regularizer))
+        if variant == "dropout":
+            layers.append(pn.layers.Dropout(0.2))
+    layers.append(pn.layers.Dense(classes, activation="softmax", kernel_regularizer=regularizer))
+    return pn.Sequential(layers)
+
+
 def compare_variants(args, build, train, test, class_names, title, learning_rate):
     """Train `build(variant)` for each of VARIANTS (the same network plain, with an L2 penalty on
     its kernels, with dropout) from the same initial weights, with Adam at `learning_rate`, 20% of

@@ -41,12 +41,11 @@ Every step, in Keras' order:
   3. the optimizer's own rule with the (clipped) gradient, documented on each class.
 """
 import math
-import numbers
 
 from . import ops, schedules as _schedules
 from .backend import get as _backend
 from .errors import InvalidTypeError, invalid
-from .schedules import LearningRateSchedule
+from .schedules import LearningRateSchedule, _boolean, _is_number, _number
 from .tree import tree_leaves, tree_map, tree_unflatten
 
 _SCHEDULE_NOT_SETTABLE = (
@@ -58,45 +57,19 @@ _SCHEDULE_NOT_SETTABLE = (
 # ---------------------------------------------------------------------------------------------
 # argument checks (at construction; never on arrays)
 
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _non_negative(name, value, expected="a non-negative float"):
-    if not _is_number(value):
-        raise invalid(name, expected, value, InvalidTypeError)
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise invalid(name, expected, value)
-    return number
+    return _number(name, value, expected)
 
 
 def _fraction(name, value):
-    expected = "a float in [0, 1)"
-    if not _is_number(value):
-        raise invalid(name, expected, value, InvalidTypeError)
-    number = float(value)
-    if not 0.0 <= number < 1.0:  # also refuses NaN
-        raise invalid(name, expected, value)
+    number = _number(name, value, "a float in [0, 1)")
+    if number >= 1.0:
+        raise invalid(name, "a float in [0, 1)", value)
     return number
 
 
 def _positive_or_none(name, value):
-    expected = "None or a positive float"
-    if value is None:
-        return None
-    if not _is_number(value):
-        raise invalid(name, expected, value, InvalidTypeError)
-    number = float(value)
-    if not math.isfinite(number) or number <= 0:
-        raise invalid(name, expected, value)
-    return number
-
-
-def _boolean(name, value):
-    if not isinstance(value, bool):
-        raise invalid(name, "a bool (True or False)", value, InvalidTypeError)
-    return value
+    return None if value is None else _number(name, value, "None or a positive float", strict_minimum=True)
 
 
 def _learning_rate(value):

@@ -6,6 +6,10 @@ from .conv import padding_arg, positive_pair, spatial_output_shape
 
 
 class _Pool2D(Layer):
+    """A pooling layer: `pool` and `unpool` are the portanet.ops forward and backward of its window
+    reduction, pool(x, pool_size, strides, pads) -> (y, cache) and
+    unpool(cache, dy, pool_size, strides, pads) -> dx."""
+
     def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
         super().__init__(**kwargs)
         self.pool_size = positive_pair("pool_size", pool_size)
@@ -21,6 +25,17 @@ class _Pool2D(Layer):
             raise invalid("x", f"a 4-D array (batch, channels, height, width) for layer '{self.name}'",
                           f"an array of shape {tuple(x.shape)}")
         return ops.resolve_padding(self.padding, tuple(x.shape[2:]), self.pool_size, self.strides)
+
+    def forward(self, params, x, training=False, key=None):
+        pads = self._pads(x)
+        y, cache = self.pool(x, self.pool_size, self.strides, pads)
+        return y, (cache, pads)
+
+    def backward(self, params, cache, dy):
+        if not self.needs_input_grad:
+            return None, {}
+        cache, pads = cache
+        return self.unpool(cache, dy, self.pool_size, self.strides, pads), {}
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
@@ -40,16 +55,8 @@ class MaxPooling2D(_Pool2D):
     `needs_input_grad` is False (a model's first layer).
     """
 
-    def forward(self, params, x, training=False, key=None):
-        pads = self._pads(x)
-        y, cache = ops.maxpool2d_forward(x, self.pool_size, self.strides, pads)
-        return y, (cache, pads)
-
-    def backward(self, params, cache, dy):
-        if not self.needs_input_grad:
-            return None, {}
-        cache, pads = cache
-        return ops.maxpool2d_backward(cache, dy, self.pool_size, self.strides, pads), {}
+    pool = staticmethod(ops.maxpool2d_forward)
+    unpool = staticmethod(ops.maxpool2d_backward)
 
 
 class AveragePooling2D(_Pool2D):
@@ -59,16 +66,8 @@ class AveragePooling2D(_Pool2D):
     (unpadded) elements, as Keras/TensorFlow (PyTorch's count_include_pad=False).
     """
 
-    def forward(self, params, x, training=False, key=None):
-        pads = self._pads(x)
-        y, cache = ops.avgpool2d_forward(x, self.pool_size, self.strides, pads)
-        return y, (cache, pads)
-
-    def backward(self, params, cache, dy):
-        if not self.needs_input_grad:
-            return None, {}
-        x_shape, pads = cache
-        return ops.avgpool2d_backward(x_shape, dy, self.pool_size, self.strides, pads), {}
+    pool = staticmethod(ops.avgpool2d_forward)
+    unpool = staticmethod(ops.avgpool2d_backward)
 
 
 MaxPool2D = MaxPooling2D
