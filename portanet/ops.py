@@ -26,6 +26,8 @@ tests compare the two):
 | "im2col", "col2im"                        | `im2col`, `col2im` (drop-in)                    |
 | "conv2d_forward" + "conv2d_backward"      | the convolution; fn(x, kernel, bias, strides, pads) -> (z, payload) and fn(kernel, payload, dz, strides, pads, need_dx, need_bias) -> (dx, dkernel, dbias) |
 | "maxpool2d_forward" + "maxpool2d_backward" | max pooling; fn(x, pool, strides, pads) -> (y, payload) and fn(payload, dy, pool, strides, pads) -> dx |
+| "blockwise"                               | fn(f, *arrays): an element-wise f evaluated in pieces (portanet.random's rounds) |
+| "foreach"                                 | fn(f, columns) == [f(*c) for c in columns]: the optimizers' per-parameter update |
 
 A forward/backward pair is provided together: the payload is the backend's own, and the cache
 that `conv2d_forward` / `maxpool2d_forward` return records which implementation made it, so the
