@@ -12,6 +12,7 @@ slices batches and talks to the user once per progress update.
 """
 import contextlib
 import math
+import os
 import time
 import warnings
 
@@ -32,8 +33,22 @@ class Node:
         self.layer, self.inputs = layer, tuple(inputs)
 
 
+def _device_data_budget():
+    """PORTANET_DEVICE_DATA_BUDGET (bytes, default 2 GiB)."""
+    value = os.environ.get("PORTANET_DEVICE_DATA_BUDGET", str(2 ** 31))
+    if not value.isdigit():
+        raise invalid("PORTANET_DEVICE_DATA_BUDGET", "a number of bytes (a non-negative integer)", value)
+    return int(value)
+
+
 class Model:
-    """A functional model: `Model(inputs=pn.Input((4,)), outputs=y)` for a graph of layer calls."""
+    """A functional model: `Model(inputs=pn.Input((4,)), outputs=y)` for a graph of layer calls.
+
+    `device_data_budget` (bytes; PORTANET_DEVICE_DATA_BUDGET, default 2 GiB; settable per model):
+    `fit` puts training data of at most this size (as floats) on the device once and gathers
+    each batch there; larger data is sent batch by batch."""
+
+    device_data_budget = _device_data_budget()
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self.name = name or unique_name("functional" if type(self) is Model else "sequential")
@@ -396,11 +411,14 @@ class Model:
         x, y = train
         y_dtype = data.label_dtype(y, self.loss, floatx())
         key = random.key(seed)
-        # JAX: whole chunks of an epoch per compiled call, over data put on the device once
-        chunked = backend.compiled_loops and self.jit_compile and not keep_previous and len(x) >= batch_size
-        if chunked:
-            device_data = (backend.asarray(x, dtype=backend.float_dtype()),
-                           backend.asarray(y, dtype=getattr(backend.xp, y_dtype.name)))
+        # The training data goes to the device once when it fits in the budget; batches are then
+        # gathered there. JAX runs whole chunks of an epoch per compiled call over it.
+        y_xp_dtype = getattr(backend.xp, y_dtype.name)
+        on_device = x.size * backend.xp.finfo(backend.float_dtype()).bits // 8 + y.size * 8 <= self.device_data_budget
+        if on_device:
+            device_data = (backend.asarray(x, dtype=backend.float_dtype()), backend.asarray(y, dtype=y_xp_dtype))
+        chunked = (on_device and backend.compiled_loops and self.jit_compile and not keep_previous
+                   and len(x) >= batch_size)
         self.stop_training = False
         callback_list.on_train_begin()
         with backend.quiet():  # overflow is reported once, below, not as a wall of warnings
@@ -417,8 +435,12 @@ class Model:
                     order = order[len(order) - len(order) % batch_size:]  # the last, smaller batch
                 first = (len(x) // batch_size) if chunked else 0
                 for b, index in enumerate(data.batches(order, batch_size), start=first):
-                    xb = backend.asarray(x[index], dtype=backend.float_dtype())
-                    yb = backend.asarray(y[index], dtype=getattr(backend.xp, y_dtype.name))
+                    if on_device:
+                        rows = backend.asarray(index)
+                        xb, yb = (backend.xp.take(a, rows, axis=0) for a in device_data)
+                    else:
+                        xb = backend.asarray(x[index], dtype=backend.float_dtype())
+                        yb = backend.asarray(y[index], dtype=y_xp_dtype)
                     batch = backend.asarray(b, dtype=backend.xp.uint32) if epoch_key is not None else None
                     before = (params, opt_state) if keep_previous else None
                     params, opt_state, new_totals = step(params, opt_state, totals, xb, yb, epoch_key, batch)

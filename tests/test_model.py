@@ -218,3 +218,17 @@ def test_jax_compiles_once_across_epochs_and_fits():
     # one chunk program for the full batches (it traces the train step inside it), one step program
     # for the last batch of 16, two validation shapes (32 and 16); the second fit traces nothing new
     assert traces == {"chunk": 1, "train": 2, "eval": 2}
+
+
+def test_device_data_budget_gives_the_same_training(backend, monkeypatch):
+    """Data on the device at once (batches gathered there) or sent batch by batch: same curve."""
+    curves = []
+    for budget in (2 ** 40, 0):
+        monkeypatch.setattr(pn.Model, "device_data_budget", budget)
+        sent = []
+        original = B.get().asarray
+        monkeypatch.setattr(type(backend), "asarray", lambda self, a, dtype=None: sent.append(getattr(a, "shape", ())) or original(a, dtype))
+        curves.append(loss_curve(backend.name, lambda: mlp(dropout=0.2), X, Y, "sparse_categorical_crossentropy", 2)[0])
+        monkeypatch.undo()
+        assert (X.shape in sent) == (budget > 0)   # the whole training set went over at once, or never
+    np.testing.assert_allclose(curves[0], curves[1], rtol=1e-6)
