@@ -14,6 +14,9 @@ from .reports import classification_report, confusion_matrix, precision_recall_c
 class Metric:
     name = None
 
+    def __init__(self, name=None):
+        self.name = name or self.name   # the class's default name unless one is given
+
     def stats(self, y_true, y_pred):
         raise NotImplementedError
 
@@ -43,8 +46,8 @@ class BinaryAccuracy(_MeanMetric):
     name = "binary_accuracy"
 
     def __init__(self, threshold=0.5, name=None):
+        super().__init__(name)
         self.threshold = threshold
-        self.name = name or self.name
 
     def stats(self, y_true, y_pred):
         y_true = _backend().xp.reshape(y_true, y_pred.shape)
@@ -55,9 +58,6 @@ class CategoricalAccuracy(_MeanMetric):
     """Fraction of examples whose argmax matches the one-hot label's argmax."""
     name = "categorical_accuracy"
 
-    def __init__(self, name=None):
-        self.name = name or self.name
-
     def stats(self, y_true, y_pred):
         xp = _backend().xp
         return _mean_stats(xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1), y_pred.dtype)
@@ -66,9 +66,6 @@ class CategoricalAccuracy(_MeanMetric):
 class SparseCategoricalAccuracy(_MeanMetric):
     """Fraction of examples whose argmax equals the integer label."""
     name = "sparse_categorical_accuracy"
-
-    def __init__(self, name=None):
-        self.name = name or self.name
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -89,8 +86,8 @@ class TopKCategoricalAccuracy(_MeanMetric):
     name = "top_k_categorical_accuracy"
 
     def __init__(self, k=5, name=None, sparse=False):
+        super().__init__(name or ("sparse_" + self.name if sparse else None))
         self.k, self.sparse = k, sparse
-        self.name = name or ("sparse_" + self.name if sparse else self.name)
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -103,8 +100,8 @@ class _ConfusionCounts(Metric):
     per class from the argmax and macro-averaged (scikit-learn's average="macro")."""
 
     def __init__(self, threshold=0.5, name=None, sparse=None):
+        super().__init__(name)
         self.threshold, self.sparse = threshold, sparse
-        self.name = name or self.name
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -158,8 +155,8 @@ class AUC(Metric):
     name = "auc"
 
     def __init__(self, num_thresholds=200, name=None, from_logits=False):
+        super().__init__(name)
         self.num_thresholds, self.from_logits = num_thresholds, from_logits
-        self.name = name or self.name
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
