@@ -20,7 +20,10 @@ class StrictBackend(Backend):
         if isinstance(x, _Array):
             return x if dtype is None else xs.astype(x, dtype)
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
-            x = np.from_dlpack(x)
+            try:
+                x = np.from_dlpack(x)
+            except (BufferError, RuntimeError, TypeError, ValueError):  # e.g. an array on a GPU
+                x = np.asarray(x)
         x = np.asarray(x)
         if dtype is None:
             return xs.asarray(x)

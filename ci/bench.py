@@ -4,7 +4,7 @@
     python ci/bench.py --quick                          # the CI smoke run: 256 samples, 1 timed epoch
     python ci/bench.py --models mlp-wide --repeats 5 --threads 1 --json bench.json
     python ci/bench.py --backends numpy,jax,strict --peers torch
-    python ci/bench.py --device gpu                     # portanet-cupy, portanet-jax, torch, torch-compile
+    python ci/bench.py --device gpu                     # portanet-cupy(-eager), portanet-jax, torch(-compile)
 
 Every framework trains the same model on the same data (Fashion-MNIST, pixels scaled to [0, 1],
 LeNet-5's input zero-padded to 1x32x32) with the same batch size, the same optimizer
@@ -24,6 +24,7 @@ each framework's loss on the first 256 training samples before training.
 | framework | what runs |
 | --- | --- |
 | portanet-<backend> | model.fit, NCHW (--backends: numpy, jax, strict on CPU; cupy, jax on GPU) |
+| portanet-cupy-eager | the same without CUDA graphs (compile(jit_compile=False)) |
 | torch | PyTorch eager, a hand-written loop, NCHW |
 | torch-compile | the same loop over torch.compile(model) |
 | keras-jax | Keras 3 model.fit on its JAX backend, channels-last |
@@ -50,8 +51,9 @@ every process to N cores (XLA sizes its thread pools from the CPU affinity; N = 
 XLA's multi-threaded Eigen). A 1-minute load average above 0.5 is reported before the start: other
 work skews multi-threaded timings badly on a small machine.
 
---device gpu times portanet-cupy, portanet-jax, torch and torch-compile on CUDA (default models
-lenet and mlp-wide; steps/s is the column to read). JAX then allocates GPU memory as needed rather
+--device gpu times portanet-cupy (its step replayed as a CUDA graph), portanet-cupy-eager,
+portanet-jax, torch and torch-compile on CUDA (default models lenet and mlp-wide; steps/s is the
+column to read). JAX then allocates GPU memory as needed rather
 than preallocating most of it, as the frameworks' processes share the GPU. A framework that finds
 no GPU stops the run with a message saying so.
 
@@ -93,12 +95,13 @@ MODELS = {
 }
 DEFAULTS = {  # device: (models, portanet backends, peers)
     "cpu": ("lenet,mlp,mlp-wide", "numpy,jax", "torch,keras-jax,jax-optax"),
-    "gpu": ("lenet,mlp-wide", "cupy,jax", "torch,torch-compile"),
+    "gpu": ("lenet,mlp-wide", "cupy,cupy-eager,jax", "torch,torch-compile"),
 }
-BACKENDS = {"cpu": ("numpy", "jax", "strict"), "gpu": ("cupy", "jax")}
+BACKENDS = {"cpu": ("numpy", "jax", "strict"), "gpu": ("cupy", "cupy-eager", "jax")}
 PEERS = {"torch": ("torch",), "torch-compile": ("torch",), "keras-jax": ("keras", "jax"),
          "jax-optax": ("jax", "optax")}
-VERSIONS = ("numpy", "portanet", "jax", "jaxlib", "torch", "keras", "optax", "cupy", "array-api-strict")
+VERSIONS = ("numpy", "portanet", "jax", "jaxlib", "torch", "keras", "optax", "cupy-cuda12x", "cupy-cuda13x",
+            "array-api-strict")
 
 
 def walk(spec):
@@ -176,14 +179,18 @@ class PortanetTrainer:
 
     def __init__(self, framework, spec, weights, device, threads):
         import portanet as pn
-        backend = pn.backend.set(framework.removeprefix("portanet-"))  # cupy: fails clearly without a GPU
+        name, _, variant = framework.removeprefix("portanet-").partition("-")
+        backend = pn.backend.set(name)  # cupy: fails clearly without a GPU
         if device == "gpu":
             require_gpu(framework, backend.name == "cupy" or backend.device.platform == "gpu",
                         f"JAX runs on {backend.device}")
         self.where = str(backend.device)
+        if backend.name == "cupy":
+            import cupy
+            self.where = cupy.cuda.runtime.getDeviceProperties(backend.device.id)["name"].decode()
         self.model = portanet_model(spec)
         self.model.compile(optimizer=pn.optimizers.Adam(LEARNING_RATE, epsilon=EPSILON),
-                           loss="sparse_categorical_crossentropy")
+                           loss="sparse_categorical_crossentropy", jit_compile=variant != "eager")
         self.model.set_weights(weights)
         self.batch = spec["batch"]
 
@@ -532,34 +539,46 @@ def prepare(model, dataset, frameworks, limit, folder):
 
 
 def run_model(model, dataset, frameworks, args, folder):
-    """Warm-up, then args.repeats alternating rounds; one result dict per framework."""
+    """Warm-up, then args.repeats alternating rounds: (one result dict per framework that ran to
+    the end, {framework: why it stopped} for the others)."""
     spec = MODELS[model]
     data, weights, n_train, n_test = prepare(model, dataset, frameworks, args.limit, folder)
-    workers = {}
+    workers, results, failed = {}, {}, {}
+
+    def each(names, command, record):
+        """Send `command` to each live worker of `names`; a worker that stops is dropped, noted."""
+        for f in names:
+            if f in failed:
+                continue
+            try:
+                record(f, workers[f].ask(command) if command else workers[f].read())
+            except BenchError as error:
+                failed[f] = str(error)
+                print(f"bench: {model}: {error}", file=sys.stderr, flush=True)
+
     try:
         for f in frameworks:
             config = {"framework": f, "model": model, "device": args.device, "threads": args.threads,
                       "epochs": 1 + args.repeats, "data": str(data[layout(f, spec)]), "weights": str(weights)}
             workers[f] = Worker(f, config, folder / f"{model}-{f}.log")
         progress(f"{model}: starting {len(frameworks)} workers")
-        results = {f: {"model": model, "framework": f, "train_samples": n_train, "test_samples": n_test,
-                       "batch_size": spec["batch"], **workers[f].read()} for f in frameworks}
+        each(frameworks, None, lambda f, ready: results.__setitem__(f, {
+            "model": model, "framework": f, "train_samples": n_train, "test_samples": n_test,
+            "batch_size": spec["batch"], **ready}))
         progress(f"{model}: warm-up epoch")
-        for f in frameworks:
-            warm = workers[f].ask("epoch")
-            results[f].update(warmup_seconds=warm["seconds"], epoch_seconds=[], train_loss=[warm["loss"]])
+        each(frameworks, "epoch", lambda f, warm: results[f].update(
+            warmup_seconds=warm["seconds"], epoch_seconds=[], train_loss=[warm["loss"]]))
         for r in range(args.repeats):
             progress(f"{model}: round {r + 1}/{args.repeats}")
-            for f in frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]:
-                epoch = workers[f].ask("epoch")
-                results[f]["epoch_seconds"].append(epoch["seconds"])
-                results[f]["train_loss"].append(epoch["loss"])
+            order = frameworks[r % len(frameworks):] + frameworks[:r % len(frameworks)]
+            each(order, "epoch", lambda f, epoch: (results[f]["epoch_seconds"].append(epoch["seconds"]),
+                                                   results[f]["train_loss"].append(epoch["loss"])))
         progress(f"{model}: test accuracy")
-        for f in frameworks:
-            results[f].update(workers[f].ask("finish"))
+        each(frameworks, "finish", lambda f, final: results[f].update(final))
     finally:
         for w in workers.values():
             w.close()
+    results = {f: r for f, r in results.items() if f not in failed}
     for r in results.values():
         r["seconds_per_epoch"] = statistics.median(r["epoch_seconds"])
         r["samples_per_s"] = n_train / r["seconds_per_epoch"]
@@ -571,7 +590,7 @@ def run_model(model, dataset, frameworks, args, folder):
         torch = results["torch"]
         for r in results.values():
             r["vs_torch"] = {k: r[k] / torch[k] for k in RATIOS}
-    return list(results.values())
+    return list(results.values()), failed
 
 
 RATIOS = ("seconds_per_epoch", "samples_per_s", "peak_rss_mb", "accuracy")
@@ -615,10 +634,10 @@ def frameworks_to_run(args):
     import portanet as pn
     run, skipped = [], []
     for backend in filter(None, args.backends.split(",")):
-        if pn.backend.installed(backend):
+        if pn.backend.installed(backend.partition("-")[0]):
             run.append(f"portanet-{backend}")
         else:
-            skipped.append(f"portanet-{backend}: skipped, not installed: {pn.backend.KNOWN[backend][0]}")
+            skipped.append(f"portanet-{backend}: skipped, not installed: {pn.backend.KNOWN[backend.partition('-')[0]][0]}")
     for peer in filter(None, args.peers.split(",")):
         missing = [m for m in PEERS[peer] if importlib.util.find_spec(m) is None]
         if missing:
@@ -700,15 +719,15 @@ def main(argv=None):
     if args.gemm_peak:
         print(f"float32 GEMM peak (NumPy 2048^3, best of 5): {args.gemm_peak / 1e9:.1f} GFLOP/s", flush=True)
     from portanet.datasets import fashion_mnist
-    dataset, results = fashion_mnist(), []
+    dataset, results, failures = fashion_mnist(), [], {}
     with tempfile.TemporaryDirectory(prefix="portanet-bench-") as folder:
         for model in args.models:
-            try:
-                rows = run_model(model, dataset, frameworks, args, Path(folder))
-            except BenchError as error:
-                print(f"bench: {model}: {error}", file=sys.stderr)
-                return 1
-            print(table(model, rows, args.repeats), flush=True)
+            rows, failed = run_model(model, dataset, frameworks, args, Path(folder))
+            if rows:
+                print(table(model, rows, args.repeats), flush=True)
+            for f, why in failed.items():
+                print(f"{model}: {why.splitlines()[0]} (the tail of its log is above, on stderr)", flush=True)
+                failures[f"{model}/{f}"] = why
             results += rows
     if args.json:
         args.json.write_text(json.dumps({
@@ -716,8 +735,8 @@ def main(argv=None):
             "versions": found, "device": args.device, "threads": args.threads, "repeats": args.repeats,
             "limit": args.limit, "load_average": load, "gemm_peak_flops": args.gemm_peak, "skipped": skipped,
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "epsilon": EPSILON},
-            "results": results}, indent=1))
-    return 0
+            "results": results, "failures": failures}, indent=1))
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -43,7 +43,8 @@ class Backend:
         raise NotImplementedError
 
     def jit(self, fn, **kwargs):
-        """Compile `fn` where the backend can (JAX); identity elsewhere."""
+        """Compile `fn` where the backend can (JAX: XLA; CuPy: a CUDA graph); identity elsewhere.
+        `donate_argnums`, as in `jax.jit`: those arguments may be overwritten by the outputs."""
         return fn
 
     # True where `loop` compiles (JAX): the model then runs many steps per call.

@@ -291,20 +291,21 @@ class Model:
 
     def _compiled(self, name, donate=True):
         """The jitted step `name` for the current backend, compiled once. Donated inputs (params,
-        optimizer state, totals) are reused for the outputs on JAX; a caller that keeps the
-        previous params (TerminateOnNaN) asks for no donation."""
+        optimizer state, totals) are reused for the outputs on JAX and CuPy; a caller that keeps
+        the previous params (TerminateOnNaN) asks for no donation."""
         backend = _backend()
         if (name, donate) not in self._steps:
             fn = getattr(self, f"_{name}_step")
             donated = {"train": (0, 1, 2), "chunk": (0, 1, 2), "eval": (1,), "predict": ()}[name] if donate else ()
-            use_jit = getattr(self, "jit_compile", True) and backend.name == "jax"
+            use_jit = getattr(self, "jit_compile", True)
             self._steps[name, donate] = backend.jit(fn, donate_argnums=donated) if use_jit else fn
         return self._steps[name, donate]
 
     # ----- user API ------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
         """Choose the optimizer, the loss and the metrics (names or objects), as in Keras.
-        `jit_compile`: compile the steps where the backend can ("auto": yes on JAX)."""
+        `jit_compile`: compile the steps where the backend can ("auto": yes; JAX compiles them
+        with XLA, CuPy captures each as a CUDA graph; NumPy and strict run them as they are)."""
         if jit_compile not in ("auto", True, False):
             raise invalid("jit_compile", "'auto', True or False", jit_compile)
         optimizer = optimizers.get(optimizer)

@@ -28,6 +28,7 @@ tests compare the two):
 | "maxpool2d_forward" + "maxpool2d_backward" | max pooling; fn(x, pool, strides, pads) -> (y, payload) and fn(payload, dy, pool, strides, pads) -> dx |
 | "blockwise"                               | fn(f, *arrays): an element-wise f evaluated in pieces (portanet.random's rounds) |
 | "foreach"                                 | fn(f, columns) == [f(*c) for c in columns]: the optimizers' per-parameter update |
+| "adam"                                    | Adam's update of one parameter as one kernel: fn(p, g, m, v, lr, correction_1, correction_2, beta_1, beta_2, epsilon, epsilon_hat) -> (p, m, v) |
 
 A forward/backward pair is provided together: the payload is the backend's own, and the cache
 that `conv2d_forward` / `maxpool2d_forward` return records which implementation made it, so the
@@ -235,7 +236,7 @@ def conv2d_forward(x, kernel, bias, strides, pads):
     O, _, kh, kw = kernel.shape
     Ho, Wo = _conv_out((H, W), (kh, kw), strides, pads)
     cols = im2col(x, (kh, kw), strides, pads)                   # (C*kh*kw, Ho*Wo*N)
-    z2 = xp.reshape(kernel, (O, C * kh * kw)) @ cols            # (O, Ho*Wo*N): one GEMM
+    z2 = xp.matmul(xp.reshape(kernel, (O, C * kh * kw)), cols)  # (O, Ho*Wo*N): one GEMM
     if bias is not None:
         z2 = z2 + xp.reshape(bias, (O, 1))
     z = xp.permute_dims(xp.reshape(z2, (O, Ho, Wo, N)), (3, 0, 1, 2))
@@ -255,11 +256,11 @@ def _conv2d_backward(kernel, cache, dz, strides, pads, need_dx, need_bias):
     cols, x_shape = cache
     O, C, kh, kw = kernel.shape
     dz2 = xp.reshape(xp.permute_dims(dz, (1, 2, 3, 0)), (O, -1))      # (O, Ho*Wo*N)
-    dkernel = xp.reshape(dz2 @ xp.matrix_transpose(cols), kernel.shape)
+    dkernel = xp.reshape(xp.matmul(dz2, xp.matrix_transpose(cols)), kernel.shape)
     dbias = xp.sum(dz2, axis=1) if need_bias else None
     dx = None
     if need_dx:
-        dcols = xp.matrix_transpose(xp.reshape(kernel, (O, C * kh * kw))) @ dz2
+        dcols = xp.matmul(xp.matrix_transpose(xp.reshape(kernel, (O, C * kh * kw))), dz2)
         dx = col2im(dcols, x_shape, (kh, kw), strides, pads)
     return dx, dkernel, dbias
 
@@ -303,13 +304,15 @@ def _maxpool2d_backward(cache, dy, pool, strides, pads):
 
 
 def window_counts(spatial, pool, strides, pads, dtype):
-    """1 / (number of real, unpadded elements) of each window, shape (Ho, Wo): a constant."""
+    """1 / (number of real, unpadded elements) of each window, shape (Ho, Wo): a constant, made
+    on the device (no host data: a CUDA graph may capture it)."""
+    xp = _backend().xp
     per_axis = []
     for n, k, s, (before, after) in zip(spatial, pool, strides, pads):
-        starts = range(0, n + before + after - k + 1, s)
-        per_axis.append([min(a - before + k, n) - max(a - before, 0) for a in starts])
+        start = xp.arange(0, n + before + after - k + 1, s, dtype=dtype) - before  # in unpadded coordinates
+        per_axis.append(xp.clip(start + k, max=n) - xp.clip(start, min=0))
     ch, cw = per_axis
-    return _backend().xp.asarray([[1.0 / (a * b) for b in cw] for a in ch], dtype=dtype)
+    return 1.0 / (ch[:, None] * cw[None, :])
 
 
 def avgpool2d_forward(x, pool, strides, pads):

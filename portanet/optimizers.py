@@ -441,14 +441,19 @@ class Adam(Optimizer):
     def _update_leaf(self, p, g, slots, lr, t):
         xp = _backend().xp
         b1, b2 = self.beta_1, self.beta_2
+        correction_1 = _one_minus_power(b1, t)
+        correction_2 = _one_minus_power(b2, t)
+        fused = ops.fast_path("adam")  # CuPy: this whole method as one kernel
+        if fused is not None and not self.amsgrad:
+            p, m, v = fused(p, g, slots["momentum"], slots["velocity"], lr, correction_1, correction_2,
+                            b1, b2, self.epsilon, self.epsilon_hat)
+            return p, {"momentum": m, "velocity": v}
         m = b1 * slots["momentum"] + (1.0 - b1) * g
         v = b2 * slots["velocity"] + (1.0 - b2) * (g * g)
         new = {"momentum": m, "velocity": v}
         if self.amsgrad:
             v = xp.maximum(slots["velocity_hat"], v)
             new["velocity_hat"] = v
-        correction_1 = _one_minus_power(b1, t)
-        correction_2 = _one_minus_power(b2, t)
         if self.epsilon_hat:
             alpha = lr * xp.sqrt(correction_2) / correction_1
             return p - alpha * m / (xp.sqrt(v) + self.epsilon), new

@@ -85,7 +85,7 @@ def test_keras_weights_give_the_same_outputs_channels_last():
 
 def test_gpu_options_are_checked():
     result = run_bench("--device", "gpu", "--backends", "numpy")
-    assert result.returncode == 2 and "--device gpu runs the portanet backends cupy,jax, not 'numpy'" in result.stderr
+    assert result.returncode == 2 and "--device gpu runs the portanet backends cupy,cupy-eager,jax, not 'numpy'" in result.stderr
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None or importlib.util.find_spec("jax") is None,

@@ -1,4 +1,4 @@
-"""The examples run end to end (``--quick``) on every installed CPU backend.
+"""The examples run end to end (``--quick``) on every usable backend (CuPy where there is a GPU).
 
 Each example runs in a subprocess with PORTANET_BACKEND set, on a small synthetic copy of the
 image datasets (``--data-dir``: Fashion-MNIST and CIFAR-10 in their file formats, no MNIST, so
@@ -20,14 +20,17 @@ import pytest
 import portanet as pn
 from portanet import backend as B
 
+from conftest import usable
+
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.xdist_group("examples"),  # under pytest-xdist (--dist loadgroup): one worker starts the runs
     pytest.mark.skipif(any(importlib.util.find_spec(name) is None for name in ("matplotlib", "sklearn")),
                        reason="the examples need matplotlib and scikit-learn (the test extra)"),
 ]
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-BACKENDS = [name for name in B.KNOWN if name not in B.GPU_ONLY]
+BACKENDS = [pytest.param(name, marks=pytest.mark.gpu) if name in B.GPU_ONLY else name for name in B.KNOWN]
 COMMON_LINES = ("test accuracy: ", "seconds per epoch: ")
 
 # example -> (files written into --out, lines printed, whether it reads image datasets)
@@ -93,7 +96,7 @@ def example_runs(request, data_dir, tmp_path_factory):
     Future of (CompletedProcess, out folder)}."""
     keys = {(item.callspec.params["example"], item.callspec.params["backend"]) for item in request.session.items
             if getattr(item, "originalname", None) == "test_example_runs"}
-    keys = sorted((k for k in keys if B.installed(k[1])), key=lambda k: (k[1] != "jax", k))
+    keys = sorted((k for k in keys if usable(k[1])[0]), key=lambda k: (k[1] != "jax", k))
     pool = ThreadPoolExecutor(os.cpu_count() or 1)
 
     def start(example, backend):
@@ -109,8 +112,9 @@ def example_runs(request, data_dir, tmp_path_factory):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("example", EXPECTED)
 def test_example_runs(example, backend, example_runs):
-    if not B.installed(backend):
-        pytest.skip(f"{backend} backend not installed")
+    ok, reason = usable(backend)
+    if not ok:
+        pytest.skip(reason)
     result, out = example_runs[example, backend].result()
     files, lines, _ = EXPECTED[example]
     for line in (f"backend: {backend}", *COMMON_LINES, *lines):

@@ -159,7 +159,8 @@ def test_initializers_same_everywhere(backend, name):
         expected = B.get().to_numpy(init(random.key(5), (30, 20)))
     got = backend.to_numpy(init(random.key(5), (30, 20)))
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+    # the same bits; log, cos and sqrt of CUDA and NumPy may each differ by an ulp or two
+    np.testing.assert_allclose(got, expected, rtol=2e-6, atol=1e-7)
 
 
 def test_initializer_statistics():

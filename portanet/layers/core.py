@@ -44,6 +44,9 @@ class Dense(WeightedLayer):
 
     Backward, with dz = dL/d(x @ kernel + bias):
         d kernel = x^T dz,   d bias = sum of dz over the batch,   dx = dz kernel^T
+
+    (Products are written `xp.matmul(a, b)`, not `a @ b`, so that a backend can supply its own:
+    CuPy's is the one a CUDA graph can capture.)
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
@@ -63,7 +66,7 @@ class Dense(WeightedLayer):
         return self.weight_specs((self.input_shape[-1], self.units), (self.units,))
 
     def linear_forward(self, params, x):
-        z = x @ params["kernel"]
+        z = _backend().xp.matmul(x, params["kernel"])
         if self.use_bias:
             z = z + params["bias"]
         return z, x
@@ -72,10 +75,10 @@ class Dense(WeightedLayer):
         xp = _backend().xp
         x2 = xp.reshape(x, (-1, x.shape[-1]))
         dz2 = xp.reshape(dz, (-1, dz.shape[-1]))
-        grads = {"kernel": x2.T @ dz2}
+        grads = {"kernel": xp.matmul(x2.T, dz2)}
         if self.use_bias:
             grads["bias"] = xp.sum(dz2, axis=0)
-        dx = dz @ params["kernel"].T if self.needs_input_grad else None
+        dx = xp.matmul(dz, params["kernel"].T) if self.needs_input_grad else None
         return dx, grads
 
     def get_config(self):
