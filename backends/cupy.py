@@ -7,10 +7,11 @@ microseconds of Python) for each of the hundreds of small kernels of a step:
   replays it (`_Graphs`): one launch per step. Capture is refused by CuPy for anything that
   synchronises with the host or copies host data; such a step runs eagerly (one warning).
   PORTANET_CUDA_GRAPHS=0, or `compile(jit_compile=False)`, turns capture off.
-- `xp` is array-api-compat's CuPy namespace with two functions replaced: `matmul` calls cuBLAS on
-  a handle of portanet's own (`_Cublas`), because CuPy refuses its cuBLAS calls while a stream is
-  captured (cuBLAS itself supports capture); and `clip`, whose compat version writes through a
-  boolean mask, a host synchronisation.
+- `xp` is array-api-compat's CuPy namespace with functions that a graph can capture in place of
+  three: `matmul` calls cuBLAS on a handle of portanet's own (`_Cublas`), because CuPy refuses its
+  cuBLAS calls while a stream is captured (cuBLAS itself supports capture); `clip`, whose compat
+  version writes through a boolean mask (a host synchronisation); and `concat`/`stack`, which
+  CuPy does for more than 8 small arrays with a table of pointers copied from the host.
 """
 import ctypes
 import os
@@ -47,7 +48,7 @@ class CupyBackend(Backend):
         self.xp = _namespace(array_api_compat.array_namespace(cp.empty(0)), self.cublas)
         self.graphs = os.environ.get("PORTANET_CUDA_GRAPHS", "1") != "0"
         # fast paths for portanet.ops (parity-tested in tests/test_gpu.py)
-        self.fast = {"adam": adam_update}
+        self.fast = {"adam": adam_update, "im2col": im2col, "col2im": col2im}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, (cp.ndarray, np.ndarray)) and hasattr(x, "__dlpack__"):
@@ -69,7 +70,8 @@ class CupyBackend(Backend):
 
 
 def _namespace(base, cublas):
-    """`base` (array-api-compat's CuPy namespace) with capture-safe `matmul` and `clip`."""
+    """`base` (array-api-compat's CuPy namespace) with capture-safe `matmul`, `clip`, `concat`
+    and `stack`."""
     xp = types.ModuleType("portanet.backends.cupy.xp", base.__doc__)
     identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
     xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
@@ -91,8 +93,24 @@ def _namespace(base, cublas):
             x = cp.minimum(x, max)
         return x.astype(dtype, copy=False)
 
-    xp.matmul, xp.clip = matmul, clip
+    def concat(arrays, /, *, axis=0):
+        """cupy.concatenate, joining at most 8 arrays at a time: CuPy joins more small arrays with
+        one kernel whose table of pointers it copies from the host, which no graph can capture."""
+        arrays = list(arrays)
+        if len(arrays) <= _JOIN:
+            return base.concat(arrays, axis=axis)
+        return concat([base.concat(arrays[i:i + _JOIN], axis=axis) for i in range(0, len(arrays), _JOIN)],
+                      axis=axis)
+
+    def stack(arrays, /, *, axis=0):
+        """Array API stack through the `concat` above."""
+        return concat([cp.expand_dims(a, axis) for a in arrays], axis=axis)
+
+    xp.matmul, xp.clip, xp.concat, xp.stack = matmul, clip, concat, stack
     return xp
+
+
+_JOIN = 8  # cupy.concatenate copies more arrays than this (when small) with a host-made pointer table
 
 
 # ----- fast paths --------------------------------------------------------------------------------
@@ -118,6 +136,81 @@ def adam_update(p, g, m, v, lr, correction_1, correction_2, beta_1, beta_2, epsi
     about a dozen; (new p, new m, new v). The same formulas, in the same order."""
     return _ADAM(p, g, m, v, lr, correction_1, correction_2, beta_1, beta_2, 1.0 - beta_1, 1.0 - beta_2,
                  epsilon, epsilon_hat)
+
+
+_IM2COL = cp.ElementwiseKernel(
+    "raw T xt, int64 C, int64 H, int64 W, int64 N, int64 kh, int64 kw, int64 sh, int64 sw, int64 top, "
+    "int64 left, int64 Ho, int64 Wo",
+    "T cols",
+    """
+    // cols (C, kh, kw, Ho, Wo, N) from xt (C, H, W, N): window element (ki, kj) of output (oh, ow)
+    long long rest = i;
+    const long long n = rest % N; rest /= N;
+    const long long ow = rest % Wo; rest /= Wo;
+    const long long oh = rest % Ho; rest /= Ho;
+    const long long kj = rest % kw; rest /= kw;
+    const long long ki = rest % kh;
+    const long long c = rest / kh;
+    const long long h = oh * sh + ki - top, w = ow * sw + kj - left;   // unpadded coordinates
+    cols = (h >= 0 && h < H && w >= 0 && w < W) ? xt[((c * H + h) * W + w) * N + n] : (T)0;
+    """,
+    "portanet_im2col")
+
+_COL2IM = cp.ElementwiseKernel(
+    "raw T dcols, int64 C, int64 H, int64 W, int64 N, int64 kh, int64 kw, int64 sh, int64 sw, int64 top, "
+    "int64 left, int64 Ho, int64 Wo",
+    "T dxt",
+    """
+    // dxt (C, H, W, N): the window elements of dcols (C, kh, kw, Ho, Wo, N) that read x[c, h, w, n],
+    // summed as the portable code sums them (each window row's columns, then the rows)
+    long long rest = i;
+    const long long n = rest % N; rest /= N;
+    const long long wp = rest % W + left; rest /= W;
+    const long long hp = rest % H + top;
+    const long long c = rest / H;
+    T total = 0;
+    for (long long ki = 0; ki < kh; ++ki) {
+        const long long dh = hp - ki;
+        if (dh < 0 || dh % sh != 0 || dh / sh >= Ho) continue;
+        T row = 0;
+        for (long long kj = 0; kj < kw; ++kj) {
+            const long long dw = wp - kj;
+            if (dw < 0 || dw % sw != 0 || dw / sw >= Wo) continue;
+            row += dcols[((((c * kh + ki) * kw + kj) * Ho + dh / sh) * Wo + dw / sw) * N + n];
+        }
+        total += row;
+    }
+    dxt = total;
+    """,
+    "portanet_col2im")
+
+
+def _conv_geometry(x_shape, kernel, strides, pads):
+    N, C, H, W = x_shape
+    (kh, kw), (sh, sw), ((top, bottom), (left, right)) = kernel, strides, pads
+    Ho, Wo = (H + top + bottom - kh) // sh + 1, (W + left + right - kw) // sw + 1
+    return (C, H, W, N, kh, kw, sh, sw, top, left, Ho, Wo)
+
+
+def im2col(x, kernel, strides, pads):
+    """portanet.ops.im2col as one gather kernel (the portable one is a dozen copies)."""
+    geometry = _conv_geometry(x.shape, kernel, strides, pads)
+    C, _, _, N, kh, kw, _, _, _, _, Ho, Wo = geometry
+    xt = cp.ascontiguousarray(x.transpose(1, 2, 3, 0))  # no copy where x has the batch innermost
+    cols = cp.empty((C * kh * kw, Ho * Wo * N), dtype=x.dtype)
+    _IM2COL(xt, *geometry, cols)
+    return cols
+
+
+def col2im(dcols, x_shape, kernel, strides, pads):
+    """portanet.ops.col2im as one kernel, each element summing its window elements in the
+    portable code's order (the same result; the portable one is a couple of hundred kernels for a
+    5x5 window)."""
+    geometry = _conv_geometry(x_shape, kernel, strides, pads)
+    C, H, W, N = geometry[:4]
+    dxt = cp.empty((C, H, W, N), dtype=dcols.dtype)
+    _COL2IM(cp.ascontiguousarray(dcols), *geometry, dxt)
+    return dxt.transpose(3, 0, 1, 2)
 
 
 # ----- cuBLAS ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@
 #   versions  GPU, driver, CUDA, CuPy, JAX, PyTorch and NumPy versions, and `python -m portanet info`
 #   lenet     examples/lenet.py for 2 epochs on cupy and on jax (full Fashion-MNIST from .gpu/data)
 #   tests     the cupy and jax-GPU selection of the test suite (-k "cupy or jax or gpu"), TF32 off
-#   profile   ci/gpu_profile.py: ms per CuPy step, eager and as a CUDA graph, fused paths on and off
+#   profile   ci/gpu_profile.py: ms per CuPy step, eager and as a CUDA graph, fast paths on and off
 #   bench     ci/bench.py --device gpu --json RESULTS/bench.json
 # Each stage writes RESULTS/<stage>.log (the lenet stage one log per backend); RESULTS/summary.txt
 # lists each stage's exit code and seconds. The exit code is the first failing stage's.
@@ -129,7 +129,7 @@ stage_tests() {
     fi
     # TF32 off for the parity tests: cuBLAS/cuDNN (CuPy, PyTorch) and XLA's float32 matmuls
     NVIDIA_TF32_OVERRIDE=0 JAX_DEFAULT_MATMUL_PRECISION=float32 \
-        "$python" -m pytest -q -p no:cacheprovider -rfE "${parallel[@]}" -k "$select" --durations=15 tests
+        "$python" -m pytest -q -p no:cacheprovider -p no:benchmark -rfE "${parallel[@]}" -k "$select" --durations=15 tests
 }
 
 stage_profile() {

@@ -1,7 +1,7 @@
 """Where one training step's time goes on the GPU (CuPy backend): milliseconds per step of
 LeNet-5 (batch 128) and mlp-wide (batch 256), run eagerly and replayed as a CUDA graph, with and
-without the fused fast paths (`portanet.ops.portable()`), and the forward+backward pass and the
-Adam update alone. Wall-clock time over 50 steps after warm-up, the GPU synchronised at both ends.
+without the backend's fast paths (fused Adam, im2col and col2im kernels; `portanet.ops.portable()`),
+and the forward+backward pass and the Adam update alone. Wall-clock time over 50 steps after warm-up, the GPU synchronised at both ends.
 
     python ci/gpu_profile.py            # needs an NVIDIA GPU and CuPy
 """
@@ -44,8 +44,8 @@ def profile(model_name, backend):
     y = backend.asarray(rng.integers(0, 10, spec["batch"]).astype(np.int32))
     synchronize = backend.device.synchronize
     rows = {}
-    for fused in (True, False):
-        label = "" if fused else ", portable Adam"
+    for fused in (True, False):   # with and without the fast paths
+        label = "" if fused else ", no fast paths"
         with contextlib.nullcontext() if fused else ops.portable():
             for mode, step in (("eager", model._train_step),
                                ("CUDA graph", backend.jit(model._train_step, donate_argnums=(0, 1, 2)))):

@@ -166,6 +166,27 @@ def test_cuda_graph_updates_donated_arguments_in_place(cupy_backend):
 
 
 @pytest.mark.gpu
+def test_joins_of_many_arrays_are_captured(cupy_backend):
+    """cupy.concatenate joins more than 8 small arrays through a pointer table sent from the host;
+    the backend's concat and stack do not (a max pooling of 16x16 windows stacks 16 slices)."""
+    xp = cupy_backend.xp
+    pieces = [rng.standard_normal((2, 3)).astype(np.float32) for _ in range(20)]
+
+    def step(arrays):
+        return xp.stack(arrays, axis=1), xp.concat(arrays, axis=-1), xp.stack(arrays[:3], axis=-1)
+
+    f = cupy_backend.jit(step)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for _ in range(3):
+            outs = f([cupy_backend.asarray(p) for p in pieces])
+    assert not f.failures
+    for got, want in zip(outs, (np.stack(pieces, axis=1), np.concatenate(pieces, axis=-1),
+                                np.stack(pieces[:3], axis=-1))):
+        np.testing.assert_array_equal(cupy_backend.to_numpy(got), want)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("blocker", ["host synchronisation", "host data"])
 def test_a_step_that_cannot_be_captured_runs_eagerly(cupy_backend, blocker):
     xp = cupy_backend.xp
