@@ -10,7 +10,7 @@ a chain. PyTorch runs torch.nn.functional.conv2d /
 max_pool2d with autograd and torch.set_num_threads(threads), in the same process, interleaved
 round by round with portanet so that both see the same machine load; the table shows the best (and median)
 time per forward+backward over the rounds. "portable" is portanet with its fast paths turned off
-(portanet.ops.portable()).
+(portanet.backend.portable()).
 """
 import argparse
 import statistics
@@ -19,7 +19,6 @@ import time
 import numpy as np
 
 import portanet.backend as B
-from portanet import ops
 from portanet.layers.conv import Conv2D
 from portanet.layers.pooling import MaxPool2D
 
@@ -113,7 +112,7 @@ def main():
 
     def ours_portable(fn):
         def step():
-            with ops.portable():
+            with B.portable():
                 fn()
         return step
 

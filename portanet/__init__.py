@@ -6,14 +6,14 @@
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=5, batch_size=50)
 """
-from . import (activations, backend, callbacks, data, datasets, initializers, layers, losses, metrics, optimizers,
-               random, regularizers)
+from . import (activations, backend, callbacks, datasets, initializers, layers, losses, metrics, optimizers, random,
+               regularizers, schedules)
 from ._version import __version__
 from .backend import floatx, set_floatx
 from .errors import BackendUnavailableError, DeviceMemoryError, InvalidArgumentError, InvalidTypeError, PortanetError
-from .io import ModelFileError, load_model
+from .io import ModelFileError
 from .layers import Input
-from .model import Model, Sequential
+from .models import Model, Sequential, load_model
 from .random import set_seed
 
 backend._init_from_environment()

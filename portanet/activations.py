@@ -5,10 +5,12 @@ dL/dz given dL/dy, the pre-activation z and the output y = act(z) (whichever is 
 """
 
 from .backend import get as _backend
-from .errors import InvalidTypeError, invalid
+from .errors import InvalidTypeError
+from .registry import Registry, Serializable
 
 
-class Activation:
+class Activation(Serializable):
+    """Base class: `name` (Keras' name), `__call__(z)` and `backward(dy, z, y)`."""
     name = None
 
     def __call__(self, z):
@@ -17,13 +19,14 @@ class Activation:
     def backward(self, dy, z, y):
         raise NotImplementedError
 
-    def get_config(self):
-        return self.name
-
     def __repr__(self):
         return f"<activation {self.name}>"
 
 
+REGISTRY = Registry("activation", Activation)
+
+
+@REGISTRY.register("linear")
 class Linear(Activation):
     name = "linear"
 
@@ -34,6 +37,7 @@ class Linear(Activation):
         return dy
 
 
+@REGISTRY.register("relu")
 class ReLU(Activation):
     name = "relu"
 
@@ -44,12 +48,16 @@ class ReLU(Activation):
         return _backend().xp.where(z > 0, dy, 0.0)
 
 
+@REGISTRY.register("leaky_relu")
 class LeakyReLU(Activation):
     """y = z for z > 0, negative_slope * z otherwise (Keras default slope 0.2)."""
     name = "leaky_relu"
 
     def __init__(self, negative_slope=0.2):
         self.negative_slope = negative_slope
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope}
 
     def __call__(self, z):
         return _backend().xp.where(z > 0, z, self.negative_slope * z)
@@ -58,12 +66,16 @@ class LeakyReLU(Activation):
         return _backend().xp.where(z > 0, dy, self.negative_slope * dy)
 
 
+@REGISTRY.register("elu")
 class ELU(Activation):
     """y = z for z > 0, alpha * (exp(z) - 1) otherwise; dy/dz = y + alpha there."""
     name = "elu"
 
     def __init__(self, alpha=1.0):
         self.alpha = alpha
+
+    def get_config(self):
+        return {"alpha": self.alpha}
 
     def __call__(self, z):
         xp = _backend().xp
@@ -73,6 +85,7 @@ class ELU(Activation):
         return _backend().xp.where(z > 0, dy, dy * (y + self.alpha))
 
 
+@REGISTRY.register("sigmoid")
 class Sigmoid(Activation):
     """y = 1 / (1 + exp(-z)), computed without overflow for large |z|; dy/dz = y (1 - y)."""
     name = "sigmoid"
@@ -86,6 +99,7 @@ class Sigmoid(Activation):
         return dy * y * (1.0 - y)
 
 
+@REGISTRY.register("tanh")
 class Tanh(Activation):
     name = "tanh"
 
@@ -96,6 +110,7 @@ class Tanh(Activation):
         return dy * (1.0 - y * y)
 
 
+@REGISTRY.register("softplus")
 class Softplus(Activation):
     """y = log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)); dy/dz = sigmoid(z)."""
     name = "softplus"
@@ -108,6 +123,7 @@ class Softplus(Activation):
         return dy * sigmoid(z)
 
 
+@REGISTRY.register("softmax")
 class Softmax(Activation):
     """y_i = exp(z_i - max z) / sum_j exp(z_j - max z) along `axis`.
 
@@ -117,6 +133,9 @@ class Softmax(Activation):
 
     def __init__(self, axis=-1):
         self.axis = axis
+
+    def get_config(self):
+        return {"axis": self.axis}
 
     def __call__(self, z):
         xp = _backend().xp
@@ -144,26 +163,19 @@ tanh = Tanh()
 softplus = Softplus()
 softmax = Softmax()
 
-ALL = {a.name: a for a in (linear, relu, leaky_relu, elu, sigmoid, tanh, softplus, softmax)}
-
 
 def get(identifier):
-    """An Activation from a name ("relu"), an Activation, or None (linear)."""
+    """An Activation from a name ("relu"), a serialized config, an Activation, or None (linear)."""
     if identifier is None:
-        return linear
-    if isinstance(identifier, Activation):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in ALL:
-            raise invalid("activation", f"one of {sorted(ALL)}", identifier)
-        return ALL[identifier]
-    if callable(identifier):
+        return Linear()
+    if callable(identifier) and not isinstance(identifier, Activation):
         raise InvalidTypeError(
             f"Invalid value for `activation`. Expected a name or a portanet.activations.Activation "
             f"(which knows its derivative; subclass Activation and define __call__ and backward for "
             f"a custom one). Received: activation={identifier!r}")
-    raise invalid("activation", f"a name (one of {sorted(ALL)}) or an Activation", identifier,
-                  InvalidTypeError)
+    return REGISTRY.get(identifier)
 
 
-__all__ = ["Activation", "get", "log_softmax", *ALL]
+serialize, deserialize = REGISTRY.serialize, REGISTRY.deserialize
+
+__all__ = ["Activation", "get", "serialize", "deserialize", "log_softmax", *REGISTRY.names]

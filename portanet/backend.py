@@ -5,7 +5,9 @@
     with portanet.backend.use("jax"): ...         # switched for a block, restored afterwards
 
 Each backend lives in ``backends/<name>.py`` (installed as ``portanet.backends.<name>``), the only
-modules that import a concrete array library. Everything else asks ``get().xp`` for its namespace.
+modules that import a concrete array library. Everything else asks ``get().xp`` for its namespace,
+and ``get().op(name)`` for an operation a backend may replace with a fast path (the table of them
+is in docs/architecture.md, "Backends and fast paths").
 """
 import contextlib
 import importlib
@@ -13,6 +15,7 @@ import importlib.util
 import os
 
 from .errors import BackendUnavailableError, InvalidArgumentError, invalid
+from .tree import tree_map
 
 # name -> (importable library that must be present, pip extra that installs it)
 KNOWN = {
@@ -25,8 +28,34 @@ GPU_ONLY = ("cupy",)
 FLOATX = ("float32", "float64")
 
 
+_PORTABLE = {}          # operation name -> its portable implementation
+_fast_enabled = True
+
+
+def portable_op(name):
+    """Decorator: `fn` is the portable implementation of operation `name`. A backend may replace
+    it with a fast path of the same signature and results (its `fast` dict, parity-tested)."""
+    def register(fn):
+        _PORTABLE[name] = fn
+        return fn
+    return register
+
+
+@contextlib.contextmanager
+def portable():
+    """Only the portable implementations within the block (no fast paths): the parity tests
+    compare the two."""
+    global _fast_enabled
+    previous, _fast_enabled = _fast_enabled, False
+    try:
+        yield
+    finally:
+        _fast_enabled = previous
+
+
 class Backend:
-    """What a backend provides (DESIGN.md §2). Subclasses fill in the library-specific parts."""
+    """What a backend provides (docs/architecture.md, "Backends and fast paths"). Subclasses fill in
+    the library-specific parts."""
 
     name = None
     xp = None
@@ -77,8 +106,14 @@ class Backend:
         """The array dtype for `floatx()`."""
         return getattr(self.xp, _floatx)
 
-    # Optional fast paths (e.g. "im2col"), each tested for parity with the portable code.
+    # Fast paths: operation name -> a replacement for its portable implementation
     fast = {}
+
+    def op(self, name):
+        """The implementation of operation `name` here: the backend's fast path (outside
+        `portable()`), else the portable one."""
+        fast = self.fast.get(name) if _fast_enabled else None
+        return fast if fast is not None else _PORTABLE[name]
 
     def __repr__(self):
         return f"<portanet backend {self.name!r} on {self.device}>"
@@ -134,6 +169,30 @@ def set(name):
         backend.enable_float64()
     _current = backend
     return backend
+
+
+def place(tree):
+    """Every array of `tree` on the current backend's device (JAX: committed, so jit never retraces)."""
+    return tree_map(get().asarray, tree)
+
+
+def transfer(tree, source):
+    """`tree` (nested dicts, lists, tuples) with every array, held by backend `source` (a name),
+    copied to the current backend."""
+    old, new = load(source), get()
+    return tree_map(lambda a: new.asarray(old.to_numpy(a)) if hasattr(a, "shape") else a, tree)
+
+
+@portable_op("blockwise")
+def _blockwise(fn, *arrays):
+    """fn(*arrays) for an element-wise fn of same-shaped arrays (NumPy: evaluated on cache-sized blocks)."""
+    return fn(*arrays)
+
+
+@portable_op("foreach")
+def _foreach(fn, columns):
+    """[fn(*c) for c in columns]: the optimizers' per-parameter update (NumPy: small parameters together)."""
+    return [fn(*column) for column in columns]
 
 
 def floatx():

@@ -137,9 +137,10 @@ class ModelCheckpoint(Callback):
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.verbose:
             print(f"Epoch {epoch + 1}: saving model to {path}")
-        from . import io
-        io.save_model(self.model, path, include_optimizer=self.save_training_state and not self.save_weights_only,
-                      weights_only=self.save_weights_only, epoch=epoch + 1)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path, include_optimizer=self.save_training_state)
 
 
 class TerminateOnNaN(Callback):

@@ -8,7 +8,8 @@ import math
 
 from . import random
 from .backend import get as _backend
-from .errors import InvalidTypeError, invalid
+from .errors import invalid
+from .registry import Registry, Serializable, snake_case
 
 # std of a standard normal truncated to [-2, 2]; Keras divides by it to keep the variance
 _TRUNCATED_STD = 0.87962566103423978
@@ -25,17 +26,24 @@ def fans(shape):
     return shape[1] * receptive, shape[0] * receptive
 
 
-class Initializer:
+class Initializer(Serializable):
+    """Base class: `init(key, shape, dtype=None)` draws an array; `get_config()` gives the
+    constructor's arguments."""
+
     def __call__(self, key, shape, dtype=None):
         raise NotImplementedError
 
     def get_config(self):
-        return {"class_name": type(self).__name__, "config": dict(vars(self))}
+        return dict(vars(self))
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in vars(self).items())})"
 
 
+REGISTRY = Registry("initializer", Initializer)
+
+
+@REGISTRY.register("constant")
 class Constant(Initializer):
     def __init__(self, value=0.0):
         self.value = float(value)
@@ -45,22 +53,25 @@ class Constant(Initializer):
         return b.xp.full(tuple(shape), self.value, dtype=dtype or b.float_dtype())
 
 
+@REGISTRY.register("zeros")
 class Zeros(Constant):
     def __init__(self):
         super().__init__(0.0)
 
     def get_config(self):
-        return {"class_name": "Zeros", "config": {}}
+        return {}
 
 
+@REGISTRY.register("ones")
 class Ones(Constant):
     def __init__(self):
         super().__init__(1.0)
 
     def get_config(self):
-        return {"class_name": "Ones", "config": {}}
+        return {}
 
 
+@REGISTRY.register("random_normal")
 class RandomNormal(Initializer):
     def __init__(self, mean=0.0, stddev=0.05):
         self.mean, self.stddev = float(mean), float(stddev)
@@ -69,6 +80,7 @@ class RandomNormal(Initializer):
         return self.mean + self.stddev * random.normal(key, tuple(shape), dtype)
 
 
+@REGISTRY.register("random_uniform")
 class RandomUniform(Initializer):
     def __init__(self, minval=-0.05, maxval=0.05):
         self.minval, self.maxval = float(minval), float(maxval)
@@ -77,6 +89,7 @@ class RandomUniform(Initializer):
         return random.uniform(key, tuple(shape), dtype, self.minval, self.maxval)
 
 
+@REGISTRY.register()
 class VarianceScaling(Initializer):
     """Draws with variance scale / n, n = fan_in, fan_out or their mean (Keras' VarianceScaling)."""
 
@@ -101,9 +114,11 @@ class VarianceScaling(Initializer):
 
 
 def _scaling(name, scale, mode, distribution):
+    """A preset of VarianceScaling, known to the registry by Keras' name for it."""
     def make():
         return VarianceScaling(scale, mode, distribution)
     make.__name__ = name
+    REGISTRY.name(snake_case(name), make)
     return make
 
 
@@ -114,34 +129,7 @@ HeUniform = _scaling("HeUniform", 2.0, "fan_in", "uniform")
 LecunNormal = _scaling("LecunNormal", 1.0, "fan_in", "truncated_normal")
 LecunUniform = _scaling("LecunUniform", 1.0, "fan_in", "uniform")
 
-_BY_NAME = {
-    "zeros": Zeros, "ones": Ones, "constant": Constant,
-    "random_normal": RandomNormal, "random_uniform": RandomUniform,
-    "glorot_uniform": GlorotUniform, "glorot_normal": GlorotNormal,
-    "he_normal": HeNormal, "he_uniform": HeUniform,
-    "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
-}
-_CLASSES = {"Zeros": Zeros, "Ones": Ones, "Constant": Constant, "RandomNormal": RandomNormal,
-            "RandomUniform": RandomUniform, "VarianceScaling": VarianceScaling}
-
-
-def get(identifier):
-    """An Initializer from a name ("he_normal"), a config dict, or an Initializer."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, str):
-        if identifier not in _BY_NAME:
-            raise invalid("initializer", f"one of {sorted(_BY_NAME)}", identifier)
-        return _BY_NAME[identifier]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]](**identifier.get("config", {}))
-    raise invalid("initializer", f"a name (one of {sorted(_BY_NAME)}) or an Initializer", identifier,
-                  InvalidTypeError)
-
-
-def serialize(initializer):
-    return initializer.get_config()
-
+get, serialize, deserialize = REGISTRY.get, REGISTRY.serialize, REGISTRY.deserialize
 
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform = RandomNormal, RandomUniform

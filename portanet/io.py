@@ -1,4 +1,4 @@
-"""Saving and loading models without pickle, in the safetensors layout.
+"""The model file format: named tensors and JSON metadata, without pickle, in the safetensors layout.
 
     8 bytes: little-endian length N of the header | N bytes: JSON header | raw little-endian tensors
 
@@ -28,24 +28,26 @@ class ModelFileError(PortanetError, ValueError):
     """A file that is not a portanet model, is damaged, or does not fit the model."""
 
 
-def _flatten(tree, prefix):
+def flatten(tree, prefix):
+    """(name, leaf) pairs of a nested dict/list tree, names "prefix/key/..." (no key may hold "/")."""
     if isinstance(tree, dict):
         for k, v in tree.items():
             if "/" in str(k):
                 raise invalid("name", "names without '/'", k)
-            yield from _flatten(v, f"{prefix}/{k}")
+            yield from flatten(v, f"{prefix}/{k}")
     elif isinstance(tree, (list, tuple)):
         for i, v in enumerate(tree):
-            yield from _flatten(v, f"{prefix}/{i}")
+            yield from flatten(v, f"{prefix}/{i}")
     else:
         yield prefix, tree
 
 
-def _unflatten(flat, template, prefix):
+def unflatten(flat, template, prefix):
+    """The tree shaped as `template` whose leaves are flat["prefix/key/..."]."""
     if isinstance(template, dict):
-        return {k: _unflatten(flat, v, f"{prefix}/{k}") for k, v in template.items()}
+        return {k: unflatten(flat, v, f"{prefix}/{k}") for k, v in template.items()}
     if isinstance(template, (list, tuple)):
-        return type(template)(_unflatten(flat, v, f"{prefix}/{i}") for i, v in enumerate(template))
+        return type(template)(unflatten(flat, v, f"{prefix}/{i}") for i, v in enumerate(template))
     if prefix not in flat:
         raise ModelFileError(f"The file lacks tensor `{prefix}` that the model needs.")
     return flat[prefix]
@@ -55,7 +57,7 @@ def write(path, tensors, metadata):
     """Write {name: numpy array} and {key: str} metadata to `path` atomically."""
     header, offset, blobs = {"__metadata__": metadata}, 0, []
     for name, array in tensors.items():
-        array = np.ascontiguousarray(array)
+        array = np.asarray(array, order="C")  # not ascontiguousarray: it makes 0-d arrays 1-d
         if array.dtype not in _CODES:
             raise invalid(f"tensor {name}", f"one of the dtypes {sorted(map(str, _CODES))}", str(array.dtype))
         data = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
@@ -138,124 +140,12 @@ def read(path):
     return tensors, metadata
 
 
-def _json(metadata, key, path):
+def json_entry(metadata, key, path):
+    """The JSON value stored as metadata[key]."""
     try:
         return json.loads(metadata[key])
     except (KeyError, TypeError, json.JSONDecodeError):
         raise ModelFileError(f"{path!r} lacks a valid `{key}` entry.") from None
 
 
-# ----- models ------------------------------------------------------------------------------------
-def save_model(model, path, include_optimizer=True, weights_only=False, epoch=None):
-    from .backend import get
-    model._require_built("save")
-    model._ensure_params()
-    backend = get()
-    tensors = {name: backend.to_numpy(a) for name, a in _flatten(_positional(model.params, model), "weights")}
-    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "backend": backend.name,
-                "weights_only": json.dumps(weights_only)}
-    if not weights_only:
-        metadata["model"] = json.dumps({"class_name": type(model).__name__, "config": model.get_config()})
-        if model.loss is not None:
-            metadata["compile"] = json.dumps({
-                "optimizer": {"class_name": type(model.optimizer).__name__, "config": model.optimizer.get_config()},
-                "loss": model.loss.get_config(), "metrics": [m.name for m in model.metrics]})
-    if include_optimizer and model.opt_state is not None:
-        tensors.update({name: backend.to_numpy(a)
-                        for name, a in _flatten(_positional(model.opt_state, model), "optimizer")})
-        metadata["training"] = json.dumps({"seed": model.seed, "epoch": epoch})
-    write(path, tensors, metadata)
-
-
-def _positional(tree, model, back=False):
-    """`tree` with every layer-name key replaced by the layer's position in the model (or back):
-    files name layers by position, so weights saved from one instance load into another instance
-    of the same architecture, whose default layer names differ, as in Keras."""
-    names = {layer.name: str(i) for i, layer in enumerate(model.layers)}
-    if back:
-        names = {v: k for k, v in names.items()}
-    if isinstance(tree, dict):
-        return {names.get(k, k): _positional(v, model, back) for k, v in tree.items()}
-    return tree
-
-
-def _check_weights(model, tensors, path):
-    flat = dict(_flatten(_positional(model.params, model), "weights"))
-    missing = sorted(set(flat) - set(tensors))
-    extra = sorted(k for k in tensors if k.startswith("weights/") and k not in flat)
-    if missing or extra:
-        raise ModelFileError(f"{path!r} does not fit model '{model.name}': missing {missing}, unexpected {extra}.")
-    for name, array in flat.items():
-        if tuple(tensors[name].shape) != tuple(array.shape):
-            raise ModelFileError(
-                f"{path!r} does not fit model '{model.name}': Expected {name} of shape {tuple(array.shape)}. "
-                f"Received: shape {tuple(tensors[name].shape)}")
-
-
-def _restore(model, tensors, metadata, path):
-    from .backend import get
-    backend = get()
-    _check_weights(model, tensors, path)
-    weights = _positional(_unflatten(tensors, _positional(model.params, model), "weights"), model, back=True)
-    model.params = _to_backend(weights, model.params, backend)
-    model._backend_name = backend.name
-    model._steps, model._totals_template = {}, None
-    if "training" in metadata and model.optimizer is not None:
-        template = model.optimizer.init(model._trainable_params())
-        state = _unflatten(tensors, _positional(template, model), "optimizer")
-        model.opt_state = _to_backend(_positional(state, model, back=True), template, backend)
-        training = _json(metadata, "training", path)
-        model.seed = training.get("seed", model.seed)
-        model.initial_epoch = training.get("epoch")
-
-
-def _to_backend(tree, template, backend):
-    from .tree import tree_map
-    return tree_map(lambda a, t: backend.asarray(a, dtype=t.dtype), tree, template)
-
-
-def load_model(path, compile=True):
-    """The model saved at `path`, on the current backend, whichever backend saved it."""
-    from . import layers as layers_module
-    from .model import Model, Sequential
-    tensors, metadata = read(path)
-    if _json(metadata, "weights_only", path):
-        raise ModelFileError(f"{path!r} holds weights only; build the model and call model.load_weights().")
-    spec = _json(metadata, "model", path)
-    config = spec.get("config") if isinstance(spec, dict) else None
-    if spec.get("class_name") not in ("Sequential", "Model") or not isinstance(config, dict):
-        raise ModelFileError(f"{path!r} has an unknown model class {spec.get('class_name')!r}.")
-    try:
-        built = [layers_module.deserialize(entry) for entry in config["layers"]]
-        if spec["class_name"] == "Sequential":
-            model = Sequential([layers_module.Input(tuple(config["input_shape"])), *built], name=config["name"])
-        else:
-            inputs = layers_module.Input(tuple(config["input_shape"]))
-            values = [inputs]
-            for node in config["nodes"]:
-                layer = built[node["layer"]]
-                args = [values[i] for i in node["inputs"]]
-                values.append(layer(args if layer.multi_input else args[0]))
-            model = Model(inputs=inputs, outputs=values[-1], name=config["name"])
-    except (KeyError, TypeError, IndexError) as error:
-        raise ModelFileError(f"{path!r} has a damaged architecture: {type(error).__name__}: {error}") from None
-    model._init_params(seed=0)
-    if compile and "compile" in metadata:
-        settings = _json(metadata, "compile", path)
-        from . import optimizers
-        model.compile(optimizer=optimizers.get(settings["optimizer"]), loss=settings["loss"],
-                      metrics=settings["metrics"])
-    _restore(model, tensors, metadata, path)
-    return model
-
-
-def load_weights(model, path):
-    """Load the weights saved at `path` into a built model of the same architecture."""
-    model._require_built("load_weights")
-    model._ensure_params()
-    tensors, metadata = read(path)
-    _check_weights(model, tensors, path)
-    _restore(model, tensors, {k: v for k, v in metadata.items() if k != "training"}, path)
-
-
-__all__ = ["save_model", "load_model", "load_weights", "ModelFileError"]
+__all__ = ["write", "read", "flatten", "unflatten", "json_entry", "ModelFileError"]

@@ -11,11 +11,13 @@ famous `(p - y) / batch`, with no division by p. Unfused, probabilities are clip
 from . import activations
 from .backend import get as _backend
 from .errors import InvalidTypeError, invalid
+from .registry import Registry, Serializable
 
 EPSILON = 1e-7
 
 
-class Loss:
+class Loss(Serializable):
+    """Base class: `forward(y_true, y_pred) -> (value, cache)`, `backward(cache) -> dL/dy_pred`."""
     name = None
     # what y_true must look like: "dense" (same shape as y_pred), "sparse" (class indices),
     # "binary" (0/1, same shape as y_pred)
@@ -31,10 +33,22 @@ class Loss:
         return self.forward(y_true, y_pred)[0]
 
     def get_config(self):
-        return {"name": self.name, "from_logits": self.from_logits}
+        return {"from_logits": self.from_logits}
 
     def __repr__(self):
         return f"<loss {self.name} from_logits={self.from_logits}>"
+
+
+def _legacy(config):
+    """Files written before version 0.2 stored {"name": ..., "from_logits": ...}."""
+    if isinstance(config, dict) and "class_name" not in config and "name" in config:
+        cls = REGISTRY.names.get(config["name"])
+        name = cls.__name__ if isinstance(cls, type) else config["name"]
+        return {"class_name": name, "config": {"from_logits": bool(config.get("from_logits", False))}}
+    return config
+
+
+REGISTRY = Registry("loss", Loss, legacy=_legacy)
 
 
 def _per_example_count(y):
@@ -45,6 +59,7 @@ def _per_example_count(y):
     return n
 
 
+@REGISTRY.register("mean_squared_error", "mse")
 class MeanSquaredError(Loss):
     """L = mean over examples of mean_k (y_pred - y_true)^2;  dL/dy_pred = 2 (y_pred - y_true) / size."""
     name = "mean_squared_error"
@@ -58,6 +73,7 @@ class MeanSquaredError(Loss):
         return (2.0 / _size(diff)) * diff
 
 
+@REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(Loss):
     """L = mean |y_pred - y_true|;  dL/dy_pred = sign(y_pred - y_true) / size."""
     name = "mean_absolute_error"
@@ -78,6 +94,7 @@ def _size(a):
     return n
 
 
+@REGISTRY.register("binary_crossentropy")
 class BinaryCrossentropy(Loss):
     """L = -mean[y log p + (1 - y) log(1 - p)], p = sigmoid(z).
 
@@ -107,6 +124,7 @@ class BinaryCrossentropy(Loss):
         return grad
 
 
+@REGISTRY.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
     """L = -mean over examples of sum_k y_k log p_k, y one-hot (or soft), p = softmax(z).
 
@@ -137,6 +155,7 @@ class CategoricalCrossentropy(Loss):
         return grad
 
 
+@REGISTRY.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
     """Categorical cross-entropy with integer class labels y (batch,) instead of one-hot."""
     name = "sparse_categorical_crossentropy"
@@ -158,28 +177,10 @@ class SparseCategoricalCrossentropy(CategoricalCrossentropy):
         return super().forward(self.one_hot(y_true, y_pred), y_pred)
 
 
-_CLASSES = (MeanSquaredError, MeanAbsoluteError, BinaryCrossentropy, CategoricalCrossentropy,
-            SparseCategoricalCrossentropy)
-_BY_NAME = {cls.name: cls for cls in _CLASSES}
-_ALIASES = {"mse": "mean_squared_error", "mae": "mean_absolute_error"}
-
 mean_squared_error = mse = MeanSquaredError()
 mean_absolute_error = mae = MeanAbsoluteError()
 binary_crossentropy = BinaryCrossentropy()
 categorical_crossentropy = CategoricalCrossentropy()
 sparse_categorical_crossentropy = SparseCategoricalCrossentropy()
 
-
-def get(identifier):
-    """A Loss from a name ("mse", "sparse_categorical_crossentropy"), a config dict or a Loss."""
-    if isinstance(identifier, Loss):
-        return identifier
-    if isinstance(identifier, str):
-        name = _ALIASES.get(identifier, identifier)
-        if name not in _BY_NAME:
-            raise invalid("loss", f"one of {sorted([*_BY_NAME, *_ALIASES])}", identifier)
-        return _BY_NAME[name]()
-    if isinstance(identifier, dict) and identifier.get("name") in _BY_NAME:
-        return _BY_NAME[identifier["name"]](from_logits=bool(identifier.get("from_logits", False)))
-    raise invalid("loss", f"a name (one of {sorted(_BY_NAME)}) or a portanet.losses.Loss", identifier,
-                  InvalidTypeError)
+get, serialize, deserialize = REGISTRY.get, REGISTRY.serialize, REGISTRY.deserialize

@@ -7,11 +7,13 @@ progress update, so metrics cost no host synchronisation per batch.
 import math
 
 from .backend import get as _backend
-from .errors import InvalidTypeError, invalid
+from .errors import invalid
+from .registry import Registry, Serializable
 from .reports import classification_report, confusion_matrix, precision_recall_curve, roc_curve
 
 
-class Metric:
+class Metric(Serializable):
+    """Base class: `stats(y_true, y_pred)` -> summable statistics of a batch, `result(totals)`."""
     name = None
 
     def __init__(self, name=None):
@@ -28,7 +30,10 @@ class Metric:
         return self.result(self.stats(y_true, y_pred))
 
     def get_config(self):
-        return {"class_name": type(self).__name__, "name": self.name}
+        return {"name": self.name}
+
+
+REGISTRY = Registry("metric", Metric, argument="metrics")
 
 
 def _mean_stats(correct, dtype):
@@ -41,6 +46,7 @@ class _MeanMetric(Metric):
         return totals["total"] / totals["count"]
 
 
+@REGISTRY.register("binary_accuracy")
 class BinaryAccuracy(_MeanMetric):
     """Fraction of outputs on the right side of `threshold` (0.5 for probabilities, 0 for logits)."""
     name = "binary_accuracy"
@@ -49,11 +55,15 @@ class BinaryAccuracy(_MeanMetric):
         super().__init__(name)
         self.threshold = threshold
 
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
     def stats(self, y_true, y_pred):
         y_true = _backend().xp.reshape(y_true, y_pred.shape)
         return _mean_stats((y_pred > self.threshold) == (y_true > 0.5), y_pred.dtype)
 
 
+@REGISTRY.register("categorical_accuracy")
 class CategoricalAccuracy(_MeanMetric):
     """Fraction of examples whose argmax matches the one-hot label's argmax."""
     name = "categorical_accuracy"
@@ -63,6 +73,7 @@ class CategoricalAccuracy(_MeanMetric):
         return _mean_stats(xp.argmax(y_pred, axis=-1) == xp.argmax(y_true, axis=-1), y_pred.dtype)
 
 
+@REGISTRY.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(_MeanMetric):
     """Fraction of examples whose argmax equals the integer label."""
     name = "sparse_categorical_accuracy"
@@ -81,6 +92,7 @@ def _true_scores(y_true, y_pred, sparse):
     return xp.sum(y_true * y_pred, axis=-1, keepdims=True)
 
 
+@REGISTRY.register("top_k_categorical_accuracy", "top_k")
 class TopKCategoricalAccuracy(_MeanMetric):
     """Fraction of examples whose true class is among the k highest scores (ties count for it)."""
     name = "top_k_categorical_accuracy"
@@ -88,6 +100,9 @@ class TopKCategoricalAccuracy(_MeanMetric):
     def __init__(self, k=5, name=None, sparse=False):
         super().__init__(name or ("sparse_" + self.name if sparse else None))
         self.k, self.sparse = k, sparse
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k, "sparse": self.sparse}
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -102,6 +117,9 @@ class _ConfusionCounts(Metric):
     def __init__(self, threshold=0.5, name=None, sparse=None):
         super().__init__(name)
         self.threshold, self.sparse = threshold, sparse
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "sparse": self.sparse}
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -128,6 +146,7 @@ class _ConfusionCounts(Metric):
         return xp.where(b > 0, a / xp.where(b > 0, b, 1.0), 0.0)
 
 
+@REGISTRY.register("precision")
 class Precision(_ConfusionCounts):
     name = "precision"
 
@@ -135,6 +154,7 @@ class Precision(_ConfusionCounts):
         return _backend().xp.mean(self._ratio(t["tp"], t["tp"] + t["fp"]))
 
 
+@REGISTRY.register("recall")
 class Recall(_ConfusionCounts):
     name = "recall"
 
@@ -142,6 +162,7 @@ class Recall(_ConfusionCounts):
         return _backend().xp.mean(self._ratio(t["tp"], t["tp"] + t["fn"]))
 
 
+@REGISTRY.register("f1_score")
 class F1Score(_ConfusionCounts):
     name = "f1_score"
 
@@ -149,6 +170,7 @@ class F1Score(_ConfusionCounts):
         return _backend().xp.mean(self._ratio(2.0 * t["tp"], 2.0 * t["tp"] + t["fp"] + t["fn"]))
 
 
+@REGISTRY.register("auc")
 class AUC(Metric):
     """ROC AUC of a binary classifier, from histograms of scores over `num_thresholds` buckets
     (Keras' approximation): trapezoids under the (FPR, TPR) points of the bucket edges."""
@@ -157,6 +179,9 @@ class AUC(Metric):
     def __init__(self, num_thresholds=200, name=None, from_logits=False):
         super().__init__(name)
         self.num_thresholds, self.from_logits = num_thresholds, from_logits
+
+    def get_config(self):
+        return {**super().get_config(), "num_thresholds": self.num_thresholds, "from_logits": self.from_logits}
 
     def stats(self, y_true, y_pred):
         xp = _backend().xp
@@ -179,48 +204,39 @@ class AUC(Metric):
         return xp.sum((fpr[1:] - fpr[:-1]) * (tpr[1:] + tpr[:-1]) / 2.0)
 
 
-_BY_NAME = {
-    "binary_accuracy": BinaryAccuracy, "categorical_accuracy": CategoricalAccuracy,
-    "sparse_categorical_accuracy": SparseCategoricalAccuracy,
-    "top_k_categorical_accuracy": TopKCategoricalAccuracy,
-    "sparse_top_k_categorical_accuracy": lambda: TopKCategoricalAccuracy(sparse=True),
-    "precision": Precision, "recall": Recall, "f1_score": F1Score, "auc": AUC,
-}
-_ALIASES = {"acc": "accuracy", "top_k": "top_k_categorical_accuracy"}
+REGISTRY.name("sparse_top_k_categorical_accuracy", lambda: TopKCategoricalAccuracy(sparse=True))
 
 
 def get(identifier, loss=None):
-    """A Metric from a name or a Metric. "accuracy" picks binary, categorical or sparse accuracy
-    from the loss, as Keras does (binary at threshold 0 when the loss takes logits)."""
-    if isinstance(identifier, Metric):
-        return identifier
-    if not isinstance(identifier, str):
-        raise invalid("metrics", "a list of names or portanet.metrics.Metric objects", identifier,
-                      InvalidTypeError)
-    name = _ALIASES.get(identifier, identifier)
+    """A Metric from a name, a serialized config or a Metric. "accuracy" (or "acc") picks binary,
+    categorical or sparse accuracy from the loss, as Keras does (binary at threshold 0 when the
+    loss takes logits); the confusion-count metrics and AUC read their labels the loss's way."""
     label_kind = getattr(loss, "label_kind", "dense")
     from_logits = getattr(loss, "from_logits", False)
-    if name == "accuracy":
+    if identifier in ("accuracy", "acc"):
         if label_kind == "sparse":
             return SparseCategoricalAccuracy(name="accuracy")
         if label_kind == "binary":
             return BinaryAccuracy(threshold=0.0 if from_logits else 0.5, name="accuracy")
         return CategoricalAccuracy(name="accuracy")
-    if name not in _BY_NAME:
-        raise invalid("metrics", f"names from {sorted(['accuracy', *_BY_NAME])}", identifier)
-    metric = _BY_NAME[name]()
-    if isinstance(metric, _ConfusionCounts):
+    if isinstance(identifier, str) and identifier not in REGISTRY.names:
+        raise invalid("metrics", f"names from {sorted(['accuracy', *REGISTRY.names])}", identifier)
+    metric = REGISTRY.get(identifier)
+    if isinstance(identifier, str) and isinstance(metric, _ConfusionCounts):
         metric.sparse = label_kind == "sparse"
         metric.threshold = 0.0 if from_logits else 0.5
-    if isinstance(metric, AUC):
+    if isinstance(identifier, str) and isinstance(metric, AUC):
         metric.from_logits = from_logits
     return metric
+
+
+serialize, deserialize = REGISTRY.serialize, REGISTRY.deserialize
 
 
 binary_accuracy, categorical_accuracy = BinaryAccuracy(), CategoricalAccuracy()
 sparse_categorical_accuracy, top_k_categorical_accuracy = SparseCategoricalAccuracy(), TopKCategoricalAccuracy()
 precision, recall, f1_score, auc = Precision(), Recall(), F1Score(), AUC()
 
-__all__ = ["Metric", "get", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
+__all__ = ["Metric", "get", "serialize", "deserialize", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
            "TopKCategoricalAccuracy", "Precision", "Recall", "F1Score", "AUC", "confusion_matrix",
            "classification_report", "roc_curve", "precision_recall_curve"]

@@ -13,49 +13,16 @@ Layout: images are NCHW; a convolution kernel is (out, in, kh, kw). Padding is g
     its backward  dkernel = dz2 @ cols^T,  dbias = row sums of dz2,  dz2 = dz as (O, Ho*Wo*N)
                   dx = col2im(kernel2^T @ dz2)         the shifted slices summed back in place
 
-Fast paths: a backend may provide some of these functions in its `fast` dict (same name, same
-signature, same results); the portable versions here are used where it does not. Each function
-that can be replaced says so. `portable()` turns every fast path off for a block (the parity
-tests compare the two):
-
-    with ops.portable():
-        z, cache = ops.conv2d_forward(x, kernel, bias, strides, pads)
-
-| name                                      | replaces                                        |
-| ----------------------------------------- | ----------------------------------------------- |
-| "im2col", "col2im"                        | `im2col`, `col2im` (drop-in)                    |
-| "conv2d_forward" + "conv2d_backward"      | the convolution; fn(x, kernel, bias, strides, pads) -> (z, payload) and fn(kernel, payload, dz, strides, pads, need_dx, need_bias) -> (dx, dkernel, dbias) |
-| "maxpool2d_forward" + "maxpool2d_backward" | max pooling; fn(x, pool, strides, pads) -> (y, payload) and fn(payload, dy, pool, strides, pads) -> dx |
-| "blockwise"                               | fn(f, *arrays): an element-wise f evaluated in pieces (portanet.random's rounds) |
-| "foreach"                                 | fn(f, columns) == [f(*c) for c in columns]: the optimizers' per-parameter update |
-| "adam"                                    | Adam's update of one parameter as one kernel: fn(p, g, m, v, lr, correction_1, correction_2, beta_1, beta_2, epsilon, epsilon_hat) -> (p, m, v) |
-
-A forward/backward pair is provided together: the payload is the backend's own, and the cache
-that `conv2d_forward` / `maxpool2d_forward` return records which implementation made it, so the
-backward always matches its forward (also when `portable()` is entered in between).
+Fast paths: the operations below marked "fast path" dispatch through `get().op(name)` to the
+current backend's replacement, if it has one, else to the portable implementation here
+(`_name`). docs/architecture.md ("Backends and fast paths") lists every such operation and
+who replaces it. A forward/backward pair (the convolution, max pooling) is chosen together: the
+cache a forward returns holds the backward of the implementation that made it, so the backward
+always matches its forward, also when `portanet.backend.portable()` is entered in between.
 """
-import contextlib
 import math
 
-from .backend import get as _backend
-
-_fast_enabled = True
-
-
-@contextlib.contextmanager
-def portable():
-    """Use only the portable code in this module within the block (no backend fast paths)."""
-    global _fast_enabled
-    previous, _fast_enabled = _fast_enabled, False
-    try:
-        yield
-    finally:
-        _fast_enabled = previous
-
-
-def fast_path(name):
-    """The current backend's fast path called `name`, or None (also inside `portable()`)."""
-    return _backend().fast.get(name) if _fast_enabled else None
+from .backend import get as _backend, portable_op
 
 
 # ----- shape arithmetic (Python ints) ------------------------------------------------------------
@@ -184,9 +151,12 @@ def _shift_sum_axis(terms, stride, size, axis):
 def im2col(x, kernel, strides, pads):
     """x (N, C, H, W) -> cols (C*kh*kw, Ho*Wo*N): row (c, i, j) holds the padded input at window
     element (i, j) of channel c for every output position (oh, ow, n). Fast path "im2col"."""
-    fast = fast_path("im2col")
-    if fast is not None:
-        return fast(x, kernel, strides, pads)
+    return _backend().op("im2col")(x, kernel, strides, pads)
+
+
+@portable_op("im2col")
+def _im2col(x, kernel, strides, pads):
+    """im2col by stacking the strided slices of the padded input."""
     xp = _backend().xp
     N, C, H, W = x.shape
     (kh, kw), (sh, sw) = kernel, strides
@@ -204,9 +174,12 @@ def im2col(x, kernel, strides, pads):
 def col2im(dcols, x_shape, kernel, strides, pads):
     """The adjoint of `im2col`: dcols (C*kh*kw, Ho*Wo*N) -> dx (N, C, H, W), each window element
     summed back where it was read from (padding dropped). Fast path "col2im"."""
-    fast = fast_path("col2im")
-    if fast is not None:
-        return fast(dcols, x_shape, kernel, strides, pads)
+    return _backend().op("col2im")(dcols, x_shape, kernel, strides, pads)
+
+
+@portable_op("col2im")
+def _col2im(dcols, x_shape, kernel, strides, pads):
+    """col2im as shifted sums of the window elements' slices."""
     xp = _backend().xp
     N, C, H, W = x_shape
     (kh, kw), (Ho, Wo) = kernel, _conv_out((H, W), kernel, strides, pads)
@@ -225,22 +198,10 @@ def conv2d_forward(x, kernel, bias, strides, pads):
     """z = conv(x, kernel) + bias (cross-correlation, as every deep-learning library).
 
     x (N, C, H, W), kernel (O, C, kh, kw), bias (O,) or None -> (z (N, O, Ho, Wo), cache).
-    Fast path "conv2d_forward", which comes with its "conv2d_backward": the cache remembers which
-    of the two implementations made it, and `conv2d_backward` uses the same one."""
-    fast = fast_path("conv2d_forward")
-    if fast is not None:
-        z, payload = fast(x, kernel, bias, strides, pads)
-        return z, (_backend().fast["conv2d_backward"], payload)
-    xp = _backend().xp
-    N, C, H, W = x.shape
-    O, _, kh, kw = kernel.shape
-    Ho, Wo = _conv_out((H, W), (kh, kw), strides, pads)
-    cols = im2col(x, (kh, kw), strides, pads)                   # (C*kh*kw, Ho*Wo*N)
-    z2 = xp.matmul(xp.reshape(kernel, (O, C * kh * kw)), cols)  # (O, Ho*Wo*N): one GEMM
-    if bias is not None:
-        z2 = z2 + xp.reshape(bias, (O, 1))
-    z = xp.permute_dims(xp.reshape(z2, (O, Ho, Wo, N)), (3, 0, 1, 2))
-    return z, (_conv2d_backward, (cols, tuple(x.shape)))
+    Fast paths "conv2d_forward" + "conv2d_backward", chosen together."""
+    backend = _backend()
+    z, payload = backend.op("conv2d_forward")(x, kernel, bias, strides, pads)
+    return z, (backend.op("conv2d_backward"), payload)
 
 
 def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True):
@@ -251,6 +212,22 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
     return backward(kernel, payload, dz, strides, pads, need_dx, need_bias)
 
 
+@portable_op("conv2d_forward")
+def _conv2d_forward(x, kernel, bias, strides, pads):
+    """One GEMM of the kernel with im2col's columns; the payload is (cols, x's shape)."""
+    xp = _backend().xp
+    N, C, H, W = x.shape
+    O, _, kh, kw = kernel.shape
+    Ho, Wo = _conv_out((H, W), (kh, kw), strides, pads)
+    cols = im2col(x, (kh, kw), strides, pads)                   # (C*kh*kw, Ho*Wo*N)
+    z2 = xp.matmul(xp.reshape(kernel, (O, C * kh * kw)), cols)  # (O, Ho*Wo*N): one GEMM
+    if bias is not None:
+        z2 = z2 + xp.reshape(bias, (O, 1))
+    z = xp.permute_dims(xp.reshape(z2, (O, Ho, Wo, N)), (3, 0, 1, 2))
+    return z, (cols, tuple(x.shape))
+
+
+@portable_op("conv2d_backward")
 def _conv2d_backward(kernel, cache, dz, strides, pads, need_dx, need_bias):
     xp = _backend().xp
     cols, x_shape = cache
@@ -268,19 +245,10 @@ def _conv2d_backward(kernel, cache, dz, strides, pads, need_dx, need_bias):
 # ----- pooling -----------------------------------------------------------------------------------
 def maxpool2d_forward(x, pool, strides, pads):
     """Max over each window of x (N, C, H, W); padding counts as -inf. -> (y, cache).
-    Fast path "maxpool2d_forward" with its "maxpool2d_backward" (as for the convolution)."""
-    fast = fast_path("maxpool2d_forward")
-    if fast is not None:
-        y, payload = fast(x, pool, strides, pads)
-        return y, (_backend().fast["maxpool2d_backward"], payload)
-    xp = _backend().xp
-    xpad = pad2d(x, pads, -math.inf)
-    out = _conv_out(x.shape[-2:], pool, strides, pads)
-    y = None
-    for row in windows(xpad, pool, strides, out):
-        for w in row:
-            y = w if y is None else xp.maximum(y, w)
-    return y, (_maxpool2d_backward, (xpad, y))
+    Fast paths "maxpool2d_forward" + "maxpool2d_backward", chosen together."""
+    backend = _backend()
+    y, payload = backend.op("maxpool2d_forward")(x, pool, strides, pads)
+    return y, (backend.op("maxpool2d_backward"), payload)
 
 
 def maxpool2d_backward(cache, dy, pool, strides, pads):
@@ -290,6 +258,20 @@ def maxpool2d_backward(cache, dy, pool, strides, pads):
     return backward(payload, dy, pool, strides, pads)
 
 
+@portable_op("maxpool2d_forward")
+def _maxpool2d_forward(x, pool, strides, pads):
+    """Element-wise maxima of the window slices; the payload is (padded x, y)."""
+    xp = _backend().xp
+    xpad = pad2d(x, pads, -math.inf)
+    out = _conv_out(x.shape[-2:], pool, strides, pads)
+    y = None
+    for row in windows(xpad, pool, strides, out):
+        for w in row:
+            y = w if y is None else xp.maximum(y, w)
+    return y, (xpad, y)
+
+
+@portable_op("maxpool2d_backward")
 def _maxpool2d_backward(cache, dy, pool, strides, pads):
     xp = _backend().xp
     xpad, y = cache

@@ -9,12 +9,10 @@ with its default (partitionable) Threefry: for the same key, `bits` equals `jax.
     k_init, k_drop = random.split(k)
     w = random.normal(k_init, (784, 10))
 """
-import functools
 import itertools
 import math
 import secrets
 
-from . import ops
 from .backend import get as _backend
 from .errors import invalid
 
@@ -61,8 +59,8 @@ def _hash_counters(key, n):
     def encrypt(c0, c1):
         return threefry2x32(k0, k1, c0, c1)
 
-    blockwise = ops.fast_path("blockwise")  # NumPy: the same arithmetic on cache-sized blocks
-    return (encrypt if blockwise is None else functools.partial(blockwise, encrypt))(xp.zeros_like(counter), counter)
+    # NumPy: the same arithmetic on cache-sized blocks
+    return _backend().op("blockwise")(encrypt, xp.zeros_like(counter), counter)
 
 
 def _words(key):

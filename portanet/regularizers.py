@@ -3,21 +3,41 @@
 `penalty(w)` is the scalar added to the loss, `gradient(w)` its derivative, added to the weight's
 gradient in the training step.
 """
-import math
-
 from .backend import get as _backend
-from .errors import InvalidTypeError, invalid
+from .errors import check_number
+from .registry import Registry, Serializable
 
 
-def _factor(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise invalid(name, "a finite non-negative float", value)
-    return float(value)
+class Regularizer(Serializable):
+    """Base class: `penalty(w)` (a scalar) and `gradient(w)` (shaped as w)."""
+
+    def penalty(self, w):
+        raise NotImplementedError
+
+    def gradient(self, w):
+        raise NotImplementedError
+
+    def __call__(self, w):
+        return self.penalty(w)
 
 
-class Regularizer:
+def _legacy(config):
+    """Files written before version 0.2 stored {"l1": ..., "l2": ...}."""
+    if isinstance(config, dict) and "class_name" not in config and set(config) <= {"l1", "l2"}:
+        return {"class_name": "L1L2", "config": config}
+    return config
+
+
+REGISTRY = Registry("regularizer", Regularizer, legacy=_legacy)
+
+
+@REGISTRY.register()
+class L1L2(Regularizer):
+    """penalty(w) = l1 * sum(|w|) + l2 * sum(w**2);  gradient(w) = l1 * sign(w) + 2 * l2 * w."""
+
     def __init__(self, l1=0.0, l2=0.0):
-        self.l1, self.l2 = _factor("l1", l1), _factor("l2", l2)
+        self.l1 = check_number("l1", l1, "a finite non-negative float")
+        self.l2 = check_number("l2", l2, "a finite non-negative float")
 
     def penalty(self, w):
         xp = _backend().xp
@@ -37,8 +57,6 @@ class Regularizer:
             grad = grad + (2.0 * self.l2) * w
         return grad
 
-    __call__ = penalty
-
     def get_config(self):
         return {"l1": self.l1, "l2": self.l2}
 
@@ -47,30 +65,23 @@ class Regularizer:
 
 
 def l1(l1=0.01):
-    return Regularizer(l1=l1)
+    return L1L2(l1=l1)
 
 
 def l2(l2=0.01):
-    return Regularizer(l2=l2)
+    return L1L2(l2=l2)
 
 
 def l1_l2(l1=0.01, l2=0.01):
-    return Regularizer(l1=l1, l2=l2)
+    return L1L2(l1=l1, l2=l2)
 
 
-L1, L2, L1L2 = l1, l2, l1_l2
+L1, L2 = l1, l2
+for _name, _make in (("l1", l1), ("l2", l2), ("l1_l2", l1_l2)):
+    REGISTRY.name(_name, _make)
+serialize, deserialize = REGISTRY.serialize, REGISTRY.deserialize
 
 
 def get(identifier):
-    """A Regularizer from None, "l1"/"l2"/"l1_l2" (default factors), a config dict, or a Regularizer."""
-    if identifier is None or isinstance(identifier, Regularizer):
-        return identifier
-    if isinstance(identifier, str):
-        makers = {"l1": l1, "l2": l2, "l1_l2": l1_l2}
-        if identifier not in makers:
-            raise invalid("regularizer", f"one of {sorted(makers)}", identifier)
-        return makers[identifier]()
-    if isinstance(identifier, dict):
-        return Regularizer(**identifier)
-    raise invalid("regularizer", "None, a name or a portanet.regularizers.Regularizer", identifier,
-                  InvalidTypeError)
+    """A Regularizer from None (none), a name ("l1", "l2", "l1_l2": factor 0.01), a config or a Regularizer."""
+    return None if identifier is None else REGISTRY.get(identifier)

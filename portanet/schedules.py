@@ -15,36 +15,16 @@ constructor arguments, `Class.from_config(config)` rebuilds it, and `serialize(s
 `deserialize({"class_name": ..., "config": ...})` wrap the class name around it.
 """
 import math
-import numbers
 
 from .backend import get as _backend
-from .errors import InvalidTypeError, invalid
-
-
-def _is_number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _number(name, value, expected="a non-negative float", minimum=0.0, strict_minimum=False):
-    """A finite float >= minimum (> minimum when strict_minimum), else InvalidArgument/TypeError."""
-    if not _is_number(value):
-        raise invalid(name, expected, value, InvalidTypeError)
-    number = float(value)
-    if not math.isfinite(number) or number < minimum or (strict_minimum and number == minimum):
-        raise invalid(name, expected, value)
-    return number
-
-
-def _boolean(name, value):
-    if not isinstance(value, bool):
-        raise invalid(name, "a bool (True or False)", value, InvalidTypeError)
-    return value
+from .errors import InvalidTypeError, check_bool, check_number, invalid, is_number
+from .registry import Registry, Serializable
 
 
 def _step_as(step, dtype):
     """The step (Python int or integer array) as a 0-d-or-larger array of float `dtype`."""
     xp = _backend().xp
-    if _is_number(step):
+    if is_number(step):
         return xp.asarray(float(step), dtype=dtype)
     return xp.astype(step, dtype)
 
@@ -58,18 +38,11 @@ def _dtype(dtype):
     return dtype
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(Serializable):
     """Base class: `schedule(step, dtype=None) -> learning rate array`."""
 
     def __call__(self, step, dtype=None):
         raise NotImplementedError
-
-    def get_config(self):
-        raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -81,6 +54,10 @@ class LearningRateSchedule:
     __hash__ = object.__hash__
 
 
+REGISTRY = Registry("schedule", LearningRateSchedule)
+
+
+@REGISTRY.register()
 class ExponentialDecay(LearningRateSchedule):
     """Exponential decay (Keras `ExponentialDecay`):
 
@@ -91,10 +68,10 @@ class ExponentialDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name="ExponentialDecay"):
-        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _number("decay_steps", decay_steps, "a positive number", strict_minimum=True)
-        self.decay_rate = _number("decay_rate", decay_rate)
-        self.staircase = _boolean("staircase", staircase)
+        self.initial_learning_rate = check_number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_number("decay_steps", decay_steps, "a positive number", strict_minimum=True)
+        self.decay_rate = check_number("decay_rate", decay_rate)
+        self.staircase = check_bool("staircase", staircase)
         self.name = name
 
     def __call__(self, step, dtype=None):
@@ -111,6 +88,7 @@ class ExponentialDecay(LearningRateSchedule):
                 "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
 
 
+@REGISTRY.register()
 class PiecewiseConstantDecay(LearningRateSchedule):
     """Piecewise constant (Keras `PiecewiseConstantDecay`): with boundaries b_0 < b_1 < ... and
     values v_0, v_1, ... (one more value than boundaries),
@@ -121,9 +99,9 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     """
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
-        if not isinstance(boundaries, (list, tuple)) or not all(_is_number(b) for b in boundaries):
+        if not isinstance(boundaries, (list, tuple)) or not all(is_number(b) for b in boundaries):
             raise invalid("boundaries", "a list of numbers", boundaries, InvalidTypeError)
-        if not isinstance(values, (list, tuple)) or not all(_is_number(v) for v in values):
+        if not isinstance(values, (list, tuple)) or not all(is_number(v) for v in values):
             raise invalid("values", "a list of numbers", values, InvalidTypeError)
         if len(values) != len(boundaries) + 1:
             raise invalid("values", f"one more value than boundaries ({len(boundaries) + 1} values "
@@ -142,7 +120,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
     def __call__(self, step, dtype=None):
         xp = _backend().xp
         dtype = _dtype(dtype)
-        if _is_number(step) or any(not isinstance(b, int) for b in self.boundaries):
+        if is_number(step) or any(not isinstance(b, int) for b in self.boundaries):
             step = _step_as(step, dtype)
             boundaries = [float(b) for b in self.boundaries]
         else:
@@ -156,6 +134,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
 
 
+@REGISTRY.register()
 class CosineDecay(LearningRateSchedule):
     """Cosine decay with optional linear warmup (Keras `CosineDecay`, after Loshchilov & Hutter,
     "SGDR", 2017).
@@ -176,11 +155,11 @@ class CosineDecay(LearningRateSchedule):
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",
                  warmup_target=None, warmup_steps=0):
-        self.initial_learning_rate = _number("initial_learning_rate", initial_learning_rate)
-        self.decay_steps = _number("decay_steps", decay_steps, "a positive number", strict_minimum=True)
-        self.alpha = _number("alpha", alpha)
-        self.warmup_target = None if warmup_target is None else _number("warmup_target", warmup_target)
-        self.warmup_steps = _number("warmup_steps", warmup_steps, "a non-negative number")
+        self.initial_learning_rate = check_number("initial_learning_rate", initial_learning_rate)
+        self.decay_steps = check_number("decay_steps", decay_steps, "a positive number", strict_minimum=True)
+        self.alpha = check_number("alpha", alpha)
+        self.warmup_target = None if warmup_target is None else check_number("warmup_target", warmup_target)
+        self.warmup_steps = check_number("warmup_steps", warmup_steps, "a non-negative number")
         self.name = name
 
     def _decay(self, s, decay_from, dtype):
@@ -208,28 +187,4 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-ALL = {cls.__name__: cls for cls in (ExponentialDecay, PiecewiseConstantDecay, CosineDecay)}
-
-
-def serialize(schedule):
-    """{"class_name": ..., "config": ...}: JSON-able."""
-    if not isinstance(schedule, LearningRateSchedule):
-        raise invalid("schedule", "a portanet.schedules.LearningRateSchedule", schedule, InvalidTypeError)
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
-
-
-def deserialize(config):
-    """The schedule described by `{"class_name": ..., "config": ...}` (as `serialize` writes it)."""
-    if not isinstance(config, dict) or "class_name" not in config:
-        raise invalid("schedule", 'a dict {"class_name": ..., "config": ...}', config, InvalidTypeError)
-    name = config["class_name"]
-    if name not in ALL:
-        raise invalid("class_name", f"one of {sorted(ALL)}", name)
-    return ALL[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier):
-    """A schedule from a LearningRateSchedule (returned as is) or a serialized dict."""
-    if isinstance(identifier, LearningRateSchedule):
-        return identifier
-    return deserialize(identifier)
+get, serialize, deserialize = REGISTRY.get, REGISTRY.serialize, REGISTRY.deserialize

@@ -47,7 +47,9 @@ CONSTRUCTION = [
     ("input-zero-dim", lambda: pn.Input((0, 3)), InvalidArgumentError, "Received: shape=\\(0, 3\\)"),
     ("input-string", lambda: pn.Input("784"), InvalidArgumentError, "Received: shape='784'"),
     ("conv-filters", lambda: Conv2D(-4, 3), InvalidArgumentError, "filters"),
-    ("conv-kernel", lambda: Conv2D(4, 0), InvalidArgumentError, "kernel_size"),
+    ("conv-kernel", lambda: Conv2D(4, 0), InvalidArgumentError, "Received: kernel_size=0$"),
+    ("conv-kernel-pair", lambda: Conv2D(4, (3, -1)), InvalidArgumentError, "Received: kernel_size=\\(3, -1\\)$"),
+    ("conv-padding-pair", lambda: Conv2D(4, 3, padding=(1, -2)), InvalidArgumentError, "Received: padding=\\(1, -2\\)$"),
     ("conv-strides", lambda: Conv2D(4, 3, strides=0), InvalidArgumentError, "strides"),
     ("conv-padding-name", lambda: Conv2D(4, 3, padding="full"), InvalidArgumentError, "padding"),
     ("conv-negative-padding", lambda: Conv2D(4, 3, padding=-1), InvalidArgumentError, "padding"),
@@ -267,3 +269,28 @@ def test_bad_files(trained, tmp_path):
 
 def test_catalog_size():
     assert len(CONSTRUCTION) + len(BUILDING) + len(COMPILE) + len(FIT) + 12 >= 50
+
+
+def test_build_checks_its_input_shape():
+    inputs = pn.Input((5,))
+    model = pn.Model(inputs, Dense(2)(inputs))
+    with pytest.raises(InvalidArgumentError, match="Expected \\(5,\\), this model's input shape. Received: input_shape=\\(4,\\)"):
+        model.build((4,))
+    model.build((5,))
+    assert model.count_params() == 12
+    stack = pn.Sequential([Dense(3)])
+    with pytest.raises(InvalidArgumentError, match="Received: input_shape=None"):
+        stack.build()
+    stack.build((7,))
+    assert stack.input_shape == (7,) and stack.get_weights()[0].shape == (7, 3)
+
+
+def test_set_weights_of_numbers_is_a_clear_error():
+    model = pn.Sequential([pn.Input((2,)), Dense(1)])
+    before = model.get_weights()
+    with pytest.raises(InvalidTypeError, match="Expected an array of shape \\(2, 1\\). Received: weights \\(dense.*/kernel\\)=1"):
+        model.set_weights([1, 2])
+    with pytest.raises(InvalidTypeError, match="Expected a list of arrays"):
+        model.set_weights(np.zeros(3))
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -71,7 +71,7 @@ def test_cublas_matmul_matches_numpy_for_every_layout(cupy_backend, dtype, monke
 @pytest.mark.parametrize("options", [{}, {"epsilon_hat": True}, {"weight_decay": 0.1, "epsilon": 1e-3}],
                          ids=["plain", "epsilon_hat", "weight_decay"])
 def test_fused_adam_equals_the_portable_update(floatx, options, monkeypatch):
-    from portanet import ops
+
     on_gpu("cupy")
     calls = []
     with B.use("cupy", floatx=floatx) as backend:
@@ -86,7 +86,7 @@ def test_fused_adam_equals_the_portable_update(floatx, options, monkeypatch):
         for portable in (False, True):
             opt = pn.optimizers.Adam(learning_rate=0.05, **options)
             p, state = params, opt.init(params)
-            with ops.portable() if portable else warnings.catch_warnings():
+            with B.portable() if portable else warnings.catch_warnings():
                 for g in grads:
                     p, state = opt.update(p, g, state)
             results.append([backend.to_numpy(a) for a in (p["w"], p["b"], *state["momentum"].values(),
@@ -131,7 +131,7 @@ def test_cuda_graph_training_equals_eager(cupy_backend):
     # a graph per shape seen at least twice: training's full batches and its last batch of 8 (4
     # epochs), validation's batch of 20, prediction's batches of 8 (not the single last one of 6)
     for name, graphs in (("train", 2), ("eval", 1), ("predict", 1)):
-        step = next(s for (n, _), s in model._steps.items() if n == name)
+        step = next(s for (n, _), s in model.steps.compiled.items() if n == name)
         assert isinstance(step, _Graphs) and not step.failures, name
         assert sum(isinstance(g, _Captured) for g in step.graphs.values()) == graphs, name
 

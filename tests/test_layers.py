@@ -11,7 +11,7 @@ from portanet.layers import Activation, Add, Concatenate, Dense, Dropout, Flatte
 from helpers import assert_matches_reference, check_layer_gradients, directional_check, to_device, to_host
 
 rng = np.random.default_rng(0)
-ACTIVATIONS = sorted(activations.ALL)
+ACTIVATIONS = activations.REGISTRY.valid_names()
 
 
 @pytest.mark.parametrize("shape", [(1, 3), (5, 4), (2, 3, 4)])

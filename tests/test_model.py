@@ -7,6 +7,9 @@ from portanet import backend as B
 from portanet.callbacks import EarlyStopping
 from portanet.layers import Add, Concatenate, Conv2D, Dense, Dropout, Flatten, MaxPool2D
 
+from portanet.training import steps
+from portanet.training.steps import loss_and_grads
+
 from helpers import directional_check, to_device, to_host
 
 rng = np.random.default_rng(0)
@@ -132,13 +135,12 @@ def branch_and_merge():
 def test_functional_branch_and_merge_gradients(float64):
     model = branch_and_merge()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    model._init_params(seed=1) if not model.layers[0].params else None
     x, y = to_device(X[:10].astype(np.float64)), B.get().asarray(Y[:10].astype(np.int32))
-    value, _, grads = model._loss_and_grads(model.params, x, y, None)
+    value, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
     params = to_host(model.params)
 
     def loss(p):
-        return float(to_host(model._loss_and_grads(to_device(p), x, y, None)[0]))
+        return float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0]))
 
     directional_check(loss, params, to_host(grads), rtol=1e-6)
 
@@ -159,11 +161,10 @@ def test_reused_layer_sums_gradients(float64):
     outputs = Dense(2, name="head")(layer(layer(inputs)))
     model = pn.Model(inputs, outputs)
     model.compile(optimizer="sgd", loss="mse")
-    model._init_params(seed=0)
     x = to_device(rng.standard_normal((5, 4)))
     y = to_device(rng.standard_normal((5, 2)))
-    _, _, grads = model._loss_and_grads(model.params, x, y, None)
-    directional_check(lambda p: float(to_host(model._loss_and_grads(to_device(p), x, y, None)[0])),
+    _, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
+    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0])),
                       to_host(model.params), to_host(grads))
 
 
@@ -172,10 +173,9 @@ def test_regularization_is_in_loss_and_gradient(float64):
     model = pn.Sequential([pn.Input((8,)), Dense(5, activation="tanh", kernel_regularizer=pn.regularizers.l2(0.1)),
                            Dense(3, activation="softmax", kernel_regularizer=pn.regularizers.l1(0.01))])
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
-    model._init_params(seed=0)
     x, y = to_device(X[:7].astype(np.float64)), to_device(np.eye(3)[Y[:7]])
-    _, _, grads = model._loss_and_grads(model.params, x, y, None)
-    directional_check(lambda p: float(to_host(model._loss_and_grads(to_device(p), x, y, None)[0])),
+    _, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
+    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0])),
                       to_host(model.params), to_host(grads))
 
 
@@ -199,20 +199,24 @@ def test_same_initial_weights_on_every_backend(backend):
         np.testing.assert_array_equal(got, want)
 
 
-def test_jax_compiles_once_across_epochs_and_fits():
+def test_jax_compiles_once_across_epochs_and_fits(monkeypatch):
     if not B.installed("jax"):
         pytest.skip("jax not installed")
     traces = {"chunk": 0, "train": 0, "eval": 0}
+    for name in traces:
+        make = getattr(steps, f"make_{name}_step")
+
+        def counting(*parts, _make=make, _name=name):
+            step = _make(*parts)
+
+            def traced(*args):
+                traces[_name] += 1  # runs only while JAX traces
+                return step(*args)
+            return traced
+        monkeypatch.setattr(steps, f"make_{name}_step", counting)
     with B.use("jax"):
         model = mlp(dropout=0.1)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        for name in traces:
-            original = getattr(model, f"_{name}_step")
-
-            def counting(*args, _original=original, _name=name):
-                traces[_name] += 1  # runs only while JAX traces
-                return _original(*args)
-            setattr(model, f"_{name}_step", counting)
         model.fit(X, Y, epochs=3, batch_size=32, validation_split=0.2, verbose=0)  # 240 = 7*32 + 16
         model.fit(X, Y, epochs=2, batch_size=32, validation_split=0.2, verbose=0)
     # one chunk program for the full batches (it traces the train step inside it), one step program

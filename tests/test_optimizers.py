@@ -22,7 +22,6 @@ import numpy as np
 import pytest
 
 from portanet import backend as B
-from portanet import ops
 from portanet import optimizers as O
 from portanet import schedules as S
 from portanet.errors import InvalidArgumentError, InvalidTypeError
@@ -609,7 +608,7 @@ def test_foreach_fast_path_gives_identical_updates(backend, opt):
         return [backend.to_numpy(a) for a in tree_leaves((p, state))]
 
     fast = three_steps()
-    with ops.portable():
+    with B.portable():
         portable = three_steps()
     for f, q in zip(fast, portable):
         np.testing.assert_array_equal(f, q)
@@ -804,8 +803,9 @@ BAD = [
     (lambda: O.SGD(clipnorm=1.0, clipvalue=0.5), "clipvalue", "None: only one of", "0.5", InvalidArgumentError),
     (lambda: O.get("adamax"), "optimizer", "one of ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd']", "'adamax'",
      InvalidArgumentError),
-    (lambda: O.get(3), "optimizer", "a name, a config dict", "3", InvalidTypeError),
-    (lambda: O.get({"class_name": "Nadam", "config": {}}), "class_name", "one of", "'Nadam'", InvalidArgumentError),
+    (lambda: O.get(3), "optimizer", "a name (one of ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd']), a config dict", "3", InvalidTypeError),
+    (lambda: O.get({"class_name": "Nadam", "config": {}}), "class_name", "the name of a portanet optimizer class, one of",
+     "'Nadam'", InvalidArgumentError),
     (lambda: S.ExponentialDecay(-0.1, 10, 0.5), "initial_learning_rate", "a non-negative float", "-0.1",
      InvalidArgumentError),
     (lambda: S.ExponentialDecay(0.1, 0, 0.5), "decay_steps", "a positive number", "0", InvalidArgumentError),

@@ -73,7 +73,7 @@ def test_maxpool_fast_path_matches_portable_code(float64, case, ties):
         return to_host([y, ops.maxpool2d_backward(cache, dy, layer.pool_size, layer.strides, pads)])
 
     fast = both()
-    with ops.portable():
+    with B.portable():
         portable = both()
     for f, p in zip(fast, portable):
         np.testing.assert_allclose(f, p, rtol=1e-13, atol=0)   # overlapping windows: summation order

@@ -173,7 +173,7 @@ def test_out_of_memory_names_the_batch_size(backend, monkeypatch):
     def exhausted(*args):
         raise MemoryError("out of memory allocating 1 TiB")
 
-    monkeypatch.setattr(m, "_compiled", lambda *args, **kwargs: exhausted)
+    monkeypatch.setattr(m.steps, "get", lambda *args, **kwargs: exhausted)
     monkeypatch.setattr(type(backend), "compiled_loops", False)
     for call in (lambda: m.fit(X, X[:, :3], batch_size=256, verbose=0),
                  lambda: m.evaluate(X, X[:, :3], batch_size=256, verbose=0),

@@ -267,3 +267,25 @@ def test_a_file_cannot_name_arbitrary_classes(tmp_path):
     path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + blob[8 + n:])
     with pytest.raises(InvalidArgumentError, match="portanet layer class"):
         pn.load_model(path)
+
+
+def test_trainable_changed_after_compile_takes_effect(backend):
+    """Freezing (then unfreezing) a layer between fits, without compiling again: the compiled
+    steps are made anew, the frozen layer keeps its weights, the optimizer state follows."""
+    pn.set_seed(0)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((64, 6)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    model = pn.Sequential([pn.Input((6,)), Dense(8, activation="relu"), Dense(2, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    model.layers[0].trainable = False
+    before = model.get_weights()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    after = model.get_weights()
+    np.testing.assert_array_equal(after[0], before[0])
+    np.testing.assert_array_equal(after[1], before[1])
+    assert not np.array_equal(after[2], before[2])
+    model.layers[0].trainable = True
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert not np.array_equal(model.get_weights()[0], after[0])

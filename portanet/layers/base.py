@@ -1,4 +1,5 @@
-"""The layer contract (DESIGN.md §3): configuration plus pure functions over a dict of arrays.
+"""The layer contract: configuration plus pure functions over a dict of arrays
+(docs/architecture.md, "The layer contract").
 
     out_shape = layer.build(in_shape)                  # shapes without the batch axis; validates
     params    = layer.init(key)                        # dict[str, array]; {} without parameters
@@ -11,11 +12,11 @@ itself on first use), like a Keras layer.
 """
 import itertools
 import math
-import re
 
 from .. import activations, initializers, random, regularizers
 from ..backend import get as _backend
-from ..errors import InvalidArgumentError, InvalidTypeError, invalid
+from ..errors import InvalidArgumentError, InvalidTypeError, check_positive_int, invalid
+from ..registry import Registry, snake_case
 
 _name_counts = {}
 _eager_keys = itertools.count()
@@ -26,17 +27,6 @@ def unique_name(base):
     n = _name_counts.get(base, 0)
     _name_counts[base] = n + 1
     return base if n == 0 else f"{base}_{n}"
-
-
-def _snake(name):
-    """Keras' default layer names: Dense -> dense, Conv2D -> conv2d, MaxPooling2D -> max_pooling2d."""
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)).lower()
-
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise invalid(name, "a positive int", value)
-    return value
 
 
 class SymbolicTensor:
@@ -59,7 +49,7 @@ class Layer:
     def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise invalid("name", "a non-empty string without '/'", name)
-        self.name = name or unique_name(_snake(type(self).__name__))
+        self.name = name or unique_name(snake_case(type(self).__name__))
         if input_dim is not None:
             input_shape = (check_positive_int("input_dim", input_dim),)
         self.declared_input_shape = tuple(input_shape) if input_shape is not None else None
@@ -113,14 +103,18 @@ class Layer:
     def backward(self, params, cache, dy):
         raise NotImplementedError
 
-    def regularization(self, params):
-        """(penalty added to the loss, {name: gradient of the penalty}) for regularized params."""
-        penalty, grads = 0.0, {}
+    def penalty(self, params):
+        """The weight penalty this layer adds to the loss (0.0 without regularizers)."""
+        total = 0.0
         for name, (_, _, regularizer) in self.param_specs().items():
             if regularizer is not None:
-                penalty = penalty + regularizer.penalty(params[name])
-                grads[name] = regularizer.gradient(params[name])
-        return penalty, grads
+                total = total + regularizer.penalty(params[name])
+        return total
+
+    def penalty_grads(self, params):
+        """{name: gradient of the penalty} of the regularized parameters."""
+        return {name: regularizer.gradient(params[name])
+                for name, (_, _, regularizer) in self.param_specs().items() if regularizer is not None}
 
     def __call__(self, inputs, training=False):
         if isinstance(inputs, SymbolicTensor) or (
@@ -173,6 +167,9 @@ class Layer:
         return f"<{type(self).__name__} name={self.name}>"
 
 
+REGISTRY = Registry("layer", Layer)   # the classes a model file may name
+
+
 class ActivatedLayer(Layer):
     """A linear map followed by an activation: y = act(z), z = linear(x).
 
@@ -202,7 +199,7 @@ class ActivatedLayer(Layer):
         return cache[1]
 
     def get_config(self):
-        return {**super().get_config(), "activation": self.activation.get_config()}
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}
 
 
 class WeightedLayer(ActivatedLayer):
@@ -226,10 +223,10 @@ class WeightedLayer(ActivatedLayer):
         return specs
 
     def get_config(self):
-        def reg(r):
-            return None if r is None else r.get_config()
+        def regularizer(r):
+            return None if r is None else regularizers.serialize(r)
         return {**super().get_config(), "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer.get_config(),
-                "bias_initializer": self.bias_initializer.get_config(),
-                "kernel_regularizer": reg(self.kernel_regularizer),
-                "bias_regularizer": reg(self.bias_regularizer)}
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizer(self.kernel_regularizer),
+                "bias_regularizer": regularizer(self.bias_regularizer)}

@@ -1,7 +1,7 @@
 """Conv2D (NCHW), and the argument checks it shares with the pooling layers."""
 from .. import ops
-from ..errors import invalid
-from .base import WeightedLayer, check_positive_int
+from ..errors import check_positive_int, invalid
+from .base import REGISTRY, WeightedLayer
 
 
 def _is_int(value):
@@ -10,12 +10,10 @@ def _is_int(value):
 
 def positive_pair(name, value):
     """An int n or a pair (a, b) of positive ints -> (a, b); n -> (n, n)."""
-    if _is_int(value):
-        value = (value, value)
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-            _is_int(v) and v > 0 for v in value):
+    pair = (value, value) if _is_int(value) else value
+    if not isinstance(pair, (tuple, list)) or len(pair) != 2 or not all(_is_int(v) and v > 0 for v in pair):
         raise invalid(name, "a positive int or a pair of positive ints", value)
-    return tuple(value)
+    return tuple(pair)
 
 
 def padding_arg(value, allow_explicit=True):
@@ -30,10 +28,9 @@ def padding_arg(value, allow_explicit=True):
         raise invalid("padding", expected, value)
     if not allow_explicit:
         raise invalid("padding", expected, value)
-    if _is_int(value):
-        value = (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        pairs = [(v, v) if _is_int(v) else v for v in value]
+    pair = (value, value) if _is_int(value) else value
+    if isinstance(pair, (tuple, list)) and len(pair) == 2:
+        pairs = [(v, v) if _is_int(v) else v for v in pair]
         if all(isinstance(p, (tuple, list)) and len(p) == 2 and all(_is_int(q) for q in p) for p in pairs):
             if any(q < 0 for p in pairs for q in p):
                 raise invalid("padding", "non-negative amounts of padding", value)
@@ -61,6 +58,7 @@ def spatial_output_shape(layer, input_shape, kernel, strides, kernel_arg):
     return pads, tuple(ops.output_size(n, k, s, p) for n, k, s, p in zip(spatial, kernel, strides, pads))
 
 
+@REGISTRY.register()
 class Conv2D(WeightedLayer):
     """2-D convolution (cross-correlation) over NCHW images: y = act(conv(x, kernel) + bias).
 
@@ -76,7 +74,7 @@ class Conv2D(WeightedLayer):
         bias_regularizer: as Dense. Fans of the kernel: fan_in = in*kh*kw, fan_out = filters*kh*kw.
 
     Computation (portanet.ops): the kh*kw strided slices of the zero-padded input are stacked
-    into cols (in*kh*kw, batch*Ho*Wo) and multiplied by the kernel in one GEMM. Backward:
+    into cols (in*kh*kw, Ho*Wo*batch) and multiplied by the kernel in one GEMM. Backward:
     dkernel = dz2 @ cols^T, dbias = sums of dz2, dx = col2im(kernel2^T @ dz2) (shifted sums).
 
     Skipping dx: where nothing uses dL/dx (the first layer of a model), set

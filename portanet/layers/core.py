@@ -3,8 +3,8 @@ import math
 
 from .. import random
 from ..backend import get as _backend
-from ..errors import invalid
-from .base import ActivatedLayer, Layer, SymbolicTensor, WeightedLayer, check_positive_int
+from ..errors import check_positive_int, invalid
+from .base import REGISTRY, ActivatedLayer, Layer, SymbolicTensor, WeightedLayer
 
 
 def _shape(name, value):
@@ -15,6 +15,7 @@ def _shape(name, value):
     return tuple(value)
 
 
+@REGISTRY.register()
 class InputLayer(Layer):
     """Declares the shape of one example (no batch axis); passes its input through."""
 
@@ -39,6 +40,7 @@ def Input(shape, name=None):
     return SymbolicTensor(layer.shape, layer)
 
 
+@REGISTRY.register()
 class Dense(WeightedLayer):
     """y = act(x @ kernel + bias); x (batch, ..., in) -> y (batch, ..., units); kernel (in, units).
 
@@ -85,6 +87,7 @@ class Dense(WeightedLayer):
         return {**super().get_config(), "units": self.units}
 
 
+@REGISTRY.register()
 class Activation(ActivatedLayer):
     """y = act(x), elementwise (softmax: along the last axis)."""
 
@@ -98,6 +101,7 @@ class Activation(ActivatedLayer):
         return dz, {}
 
 
+@REGISTRY.register()
 class Flatten(Layer):
     """(batch, d1, d2, ...) -> (batch, d1*d2*...)."""
 
@@ -111,6 +115,7 @@ class Flatten(Layer):
         return _backend().xp.reshape(dy, shape), {}
 
 
+@REGISTRY.register()
 class Reshape(Layer):
     """(batch, *input_shape) -> (batch, *target_shape); one entry of target_shape may be -1."""
 
@@ -139,6 +144,7 @@ class Reshape(Layer):
         return {**super().get_config(), "target_shape": list(self.target_shape)}
 
 
+@REGISTRY.register()
 class Dropout(Layer):
     """Inverted dropout: in training, each unit is kept with probability 1 - rate and scaled by
     1 / (1 - rate), so inference is the identity. Masks come from portanet.random: the same key
@@ -170,6 +176,7 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+@REGISTRY.register()
 class Add(Layer):
     """y = x_1 + x_2 + ...; every input has the same shape; each dx_i = dy."""
     multi_input = True
@@ -189,6 +196,7 @@ class Add(Layer):
         return [dy] * n, {}
 
 
+@REGISTRY.register()
 class Concatenate(Layer):
     """Joins inputs along `axis` (counted with the batch axis, as Keras; default -1)."""
     multi_input = True

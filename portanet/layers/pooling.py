@@ -1,7 +1,7 @@
 """MaxPooling2D (MaxPool2D) and AveragePooling2D (AvgPool2D) over NCHW images."""
 from .. import ops
 from ..errors import invalid
-from .base import Layer
+from .base import REGISTRY, Layer
 from .conv import padding_arg, positive_pair, spatial_output_shape
 
 
@@ -42,6 +42,7 @@ class _Pool2D(Layer):
                 "padding": self.padding}
 
 
+@REGISTRY.register()
 class MaxPooling2D(_Pool2D):
     """Max over pool_size windows of NCHW images: (batch, C, H, W) -> (batch, C, Ho, Wo).
 
@@ -59,6 +60,7 @@ class MaxPooling2D(_Pool2D):
     unpool = staticmethod(ops.maxpool2d_backward)
 
 
+@REGISTRY.register()
 class AveragePooling2D(_Pool2D):
     """Mean over pool_size windows of NCHW images: (batch, C, H, W) -> (batch, C, Ho, Wo).
 

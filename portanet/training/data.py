@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidTypeError, invalid
+from ..errors import InvalidArgumentError, InvalidTypeError, invalid
 
 
 def as_array(value, name):

@@ -1,0 +1,58 @@
+"""RMSprop."""
+from ..backend import get as _backend
+from ..errors import check_bool
+from .base import REGISTRY, Optimizer, fraction, non_negative
+
+
+@REGISTRY.register("rmsprop")
+class RMSprop(Optimizer):
+    """RMSprop (Hinton, Coursera lecture 6e), Keras' `RMSprop`.
+
+    With learning rate lr, decay rho, momentum mu and gradient g (v, a, m start at 0):
+
+        v <- rho * v + (1 - rho) * g**2
+        centered=False:  d = v + epsilon
+        centered=True:   a <- rho * a + (1 - rho) * g;   d = v - a**2 + epsilon
+        inc = lr * g / sqrt(d)                      <- epsilon INSIDE the square root (Keras, Optax)
+        momentum == 0:   w <- w - inc
+        momentum > 0:    m <- mu * m + inc;   w <- w - m
+
+    PyTorch's RMSprop puts epsilon outside: lr * g / (sqrt(v) + eps) (centered: sqrt(v - a**2) +
+    eps) and keeps lr outside the momentum buffer; the two agree when epsilon is 0 and lr constant.
+    Optax's `rmsprop` (eps_in_sqrt=True, the default) is this form.
+    """
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
+                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+        super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
+        self.rho = fraction("rho", rho)
+        self.momentum = fraction("momentum", momentum)
+        self.epsilon = non_negative("epsilon", epsilon)
+        self.centered = check_bool("centered", centered)
+
+    def _slot_names(self):
+        return (("velocity",) + (("average_gradient",) if self.centered else ())
+                + (("momentum",) if self.momentum > 0 else ()))
+
+    def _update_leaf(self, p, g, slots, lr, t):
+        xp = _backend().xp
+        rho = self.rho
+        v = rho * slots["velocity"] + (1.0 - rho) * (g * g)
+        new = {"velocity": v}
+        if self.centered:
+            a = rho * slots["average_gradient"] + (1.0 - rho) * g
+            new["average_gradient"] = a
+            denominator = v - a * a + self.epsilon
+        else:
+            denominator = v + self.epsilon
+        increment = lr * g / xp.sqrt(denominator)
+        if self.momentum > 0:
+            m = self.momentum * slots["momentum"] + increment
+            new["momentum"] = m
+            return p - m, new
+        return p - increment, new
+
+    def get_config(self):
+        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
+                "epsilon": self.epsilon, "centered": self.centered}
+

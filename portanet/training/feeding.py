@@ -1,0 +1,95 @@
+"""How an epoch's batches reach the train step: three strategies, one interface
+(docs/architecture.md, "Graph, steps, trainer").
+
+    feed = choose_feed(x, y, y_dtype, batch_size, budget, chunked_allowed)
+    for work in feed.epoch(order, batch_size):     # Batch(number, x, y) or Chunk(first, count, index)
+        ...
+
+- `HostBatches`: each batch copied from the host when it is needed (data larger than the
+  device-data budget).
+- `DeviceBatches`: the whole training set copied to the device once; each batch gathered there.
+- `DeviceChunks`: the same data, the full batches of an epoch in about 20 chunks, each run by one
+  compiled call of the chunk step (backends whose loops compile: JAX); the last, smaller batch
+  (if any) as a Batch.
+
+A Batch's and a Chunk's arrays are already on the device.
+"""
+from dataclasses import dataclass
+
+from ..backend import get as _backend
+from . import data
+
+CHUNKS_PER_EPOCH = 20  # host round trips per epoch on DeviceChunks, one per progress update
+
+
+@dataclass
+class Batch:
+    number: int      # its position in the epoch, for its random key
+    x: object
+    y: object
+    size: int
+
+
+@dataclass
+class Chunk:
+    first: int       # the number of its first batch
+    count: int       # batches it trains on
+    index: object    # (per_chunk, batch_size) int32 rows of the device data; rows past count are padding
+
+
+class HostBatches:
+    """Every batch copied from the host arrays when it is needed."""
+
+    def __init__(self, x, y, y_dtype):
+        self.x, self.y, self.y_dtype = x, y, y_dtype
+
+    def epoch(self, order, batch_size):
+        backend = _backend()
+        for number, index in enumerate(data.batches(order, batch_size)):
+            yield Batch(number, backend.asarray(self.x[index], dtype=backend.float_dtype()),
+                        backend.asarray(self.y[index], dtype=getattr(backend.xp, self.y_dtype.name)), len(index))
+
+
+class DeviceBatches:
+    """The training data copied to the device once; every batch gathered there."""
+
+    def __init__(self, x, y, y_dtype):
+        backend = _backend()
+        self.x = backend.asarray(x, dtype=backend.float_dtype())
+        self.y = backend.asarray(y, dtype=getattr(backend.xp, y_dtype.name))
+
+    def batch(self, number, index):
+        backend = _backend()
+        rows = backend.asarray(index)
+        return Batch(number, backend.xp.take(self.x, rows, axis=0), backend.xp.take(self.y, rows, axis=0), len(index))
+
+    def epoch(self, order, batch_size):
+        for number, index in enumerate(data.batches(order, batch_size)):
+            yield self.batch(number, index)
+
+
+class DeviceChunks(DeviceBatches):
+    """DeviceBatches whose full batches run as compiled chunks of the epoch."""
+
+    def epoch(self, order, batch_size):
+        backend = _backend()
+        steps = len(order) // batch_size
+        per_chunk = -(-steps // CHUNKS_PER_EPOCH)
+        index = data.batch_matrix(order, batch_size, steps, per_chunk)  # (chunks, per_chunk, batch)
+        for c in range(index.shape[0]):
+            yield Chunk(c * per_chunk, min(per_chunk, steps - c * per_chunk), backend.asarray(index[c]))
+        if len(order) % batch_size:
+            yield self.batch(steps, order[steps * batch_size:])
+
+
+def choose_feed(x, y, y_dtype, batch_size, budget, chunks):
+    """The feed for training data (x, y): on the device when it fits in `budget` bytes (as
+    floats), in compiled chunks where `chunks` allows (the backend compiles loops, the steps are
+    compiled, no callback needs every batch) and there is a full batch."""
+    backend = _backend()
+    size = x.size * backend.xp.finfo(backend.float_dtype()).bits // 8 + y.size * 8
+    if size > budget:
+        return HostBatches(x, y, y_dtype)
+    if chunks and backend.compiled_loops and len(x) >= batch_size:
+        return DeviceChunks(x, y, y_dtype)
+    return DeviceBatches(x, y, y_dtype)
