@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 import portanet.backend as B
+from portanet import random
 from portanet.layers.conv import Conv2D
 from portanet.layers.pooling import MaxPool2D
 
@@ -134,6 +135,22 @@ def main():
         for name, _, _ in rows:
             a, b, c = (stat(v) * 1e3 for v in results[name])
             print(f"{name:8} {a:10.2f} {b:10.2f} {c:10.2f} {a / c:7.2f} {b / c:15.2f}")
+    random_numbers()
+
+
+def random_numbers(n=10**7):
+    """Prints the time for n float32 uniforms of portanet.random (NumPy backend) next to NumPy's
+    own generator (portanet's are the same bits on every backend; NumPy's are not)."""
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    rng.random(n, dtype=np.float32)
+    theirs = time.perf_counter() - start
+    with B.use("numpy") as b:
+        start = time.perf_counter()
+        b.to_numpy(random.uniform(random.key(0), (n,)))
+        ours = time.perf_counter() - start
+    print(f"\n{n:.0e} float32 uniforms: portanet (numpy) {ours:.3f} s, numpy.random {theirs:.3f} s, "
+          f"ratio {ours / theirs:.1f}")
 
 
 if __name__ == "__main__":

@@ -129,18 +129,18 @@ def _check_name(name):
         raise invalid("backend", f"one of {sorted(KNOWN)}", name)
 
 
-def installed(name):
+def installed(name: str) -> bool:
     """True where the library behind backend `name` can be imported."""
     _check_name(name)
     return importlib.util.find_spec(KNOWN[name][0]) is not None
 
 
-def available():
+def available() -> list[str]:
     """Names of the backends whose library is installed (a GPU backend may still lack a GPU)."""
     return [name for name in KNOWN if installed(name)]
 
 
-def load(name):
+def load(name: str) -> Backend:
     """The Backend object for `name`, imported on first use."""
     _check_name(name)
     if name not in _loaded:
@@ -154,14 +154,14 @@ def load(name):
     return _loaded[name]
 
 
-def get():
+def get() -> Backend:
     """The current Backend."""
     if _current is None:
         set(os.environ.get("PORTANET_BACKEND", "numpy") or "numpy")
     return _current
 
 
-def set(name):
+def set(name: str) -> Backend:
     """Make `name` the current backend; returns the Backend."""
     global _current
     backend = load(name)
@@ -195,12 +195,12 @@ def _foreach(fn, columns):
     return [fn(*column) for column in columns]
 
 
-def floatx():
+def floatx() -> str:
     """The default float dtype name: "float32" (default) or "float64"."""
     return _floatx
 
 
-def set_floatx(value):
+def set_floatx(value: str) -> None:
     """Set the default float dtype ("float32" or "float64") for every backend."""
     global _floatx
     if value not in FLOATX:
@@ -211,7 +211,7 @@ def set_floatx(value):
 
 
 @contextlib.contextmanager
-def use(name=None, floatx=None):
+def use(name: str | None = None, floatx: str | None = None):
     """Context manager: switch backend (and optionally floatx) for a block; restore on exit."""
     previous, previous_floatx = get(), _floatx
     try:

@@ -146,8 +146,9 @@ def truncated_normal(key, shape, dtype=None, bound=2.0):
 
 
 def bernoulli(key, p, shape):
-    """Boolean array, True with probability `p`."""
-    return uniform(key, shape) < p
+    """Boolean array, True with probability `p` (from float32 uniforms whatever floatx is: the
+    same key draws the same mask in float32 and float64)."""
+    return uniform(key, shape, "float32") < p
 
 
 def permutation(key, n):

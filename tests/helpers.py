@@ -61,15 +61,17 @@ def check_layer_gradients(layer, x, seed=0, rtol=1e-6, atol=1e-8):
     The scalar checked is sum(forward(x) * R) for a fixed random R, so dL/dy = R.
     """
     b = B.get()
-    params = tree_map(lambda a: b.to_numpy(a).astype(np.float64), layer.init(_key(seed)))
+    with B.use("numpy", floatx=B.floatx()) as host:  # drawn on the host, as models do
+        params = tree_map(lambda a: host.to_numpy(a).astype(np.float64), layer.init(_key(seed)))
+    # JAX: each pass compiled once (op-by-op dispatch compiles every operation of every shape)
+    forward = b.jit(lambda p, x: layer.forward(p, x)[0])
+    backward = b.jit(lambda p, x, dy: layer.backward(p, layer.forward(p, x)[1], dy))
     rng = np.random.default_rng(seed + 1)
-    y, cache = layer.forward(to_device(params), to_device(x))
-    r = rng.standard_normal(tuple(y.shape))
-    dx, grads = layer.backward(to_device(params), cache, b.asarray(r))
+    r = rng.standard_normal(tuple(forward(to_device(params), to_device(x)).shape))
+    dx, grads = backward(to_device(params), to_device(x), b.asarray(r))
 
     def loss(tree):
-        out, _ = layer.forward(to_device(tree["params"]), to_device(tree["x"]))
-        return float(np.sum(b.to_numpy(out) * r))
+        return float(np.sum(b.to_numpy(forward(to_device(tree["params"]), to_device(tree["x"]))) * r))
 
     inputs, analytic = {"params": params}, {"params": to_host(grads)}
     if dx is not None:

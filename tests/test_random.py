@@ -1,5 +1,4 @@
 import math
-import time
 
 import numpy as np
 import pytest
@@ -111,19 +110,3 @@ def test_uniform_range_and_bad_arguments():
             R.bits(R.key(0), (-1,))
         with pytest.raises(ValueError, match="Expected float32 or float64"):
             R.uniform(R.key(0), (3,), dtype="int32")
-
-
-def test_speed_report(capsys):
-    """Prints the time for 10**7 float32 uniforms next to NumPy's generator (not an assertion)."""
-    n = 10**7
-    rng = np.random.default_rng(0)
-    t0 = time.perf_counter()
-    rng.random(n, dtype=np.float32)
-    t_numpy = time.perf_counter() - t0
-    with B.use("numpy") as b:
-        t0 = time.perf_counter()
-        b.to_numpy(R.uniform(R.key(0), (n,)))
-        t_ours = time.perf_counter() - t0
-    with capsys.disabled():
-        print(f"\n10**7 float32 uniforms: portanet/numpy {t_ours:.3f}s, numpy.random {t_numpy:.3f}s, "
-              f"ratio {t_ours / t_numpy:.1f}x")

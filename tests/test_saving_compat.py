@@ -1,5 +1,5 @@
 """Model files written before the architecture change (tests/data/v1_*.pnet, format version 1,
-saved by portanet at commit 8a5c0a4) still load: architecture, weights, compile settings,
+saved by portanet at commit 1f41f39, before the registry and the graph/steps/trainer split) still load: architecture, weights, compile settings,
 optimizer state, and they go on training."""
 from pathlib import Path
 

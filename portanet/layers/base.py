@@ -18,6 +18,12 @@ from ..backend import get as _backend
 from ..errors import InvalidArgumentError, InvalidTypeError, check_positive_int, invalid
 from ..registry import Registry, snake_case
 
+# the types of the arguments every weighted layer takes
+ActivationArg = str | dict | activations.Activation | None
+InitializerArg = str | dict | initializers.Initializer
+RegularizerArg = str | dict | regularizers.Regularizer | None
+Shape = tuple[int, ...]
+
 _name_counts = {}
 _eager_keys = itertools.count()
 
@@ -46,7 +52,8 @@ class Layer:
     needs_key = False         # Dropout draws random numbers in training
     needs_input_grad = True   # the model sets False where nothing uses dL/dx (first layers)
 
-    def __init__(self, name=None, input_shape=None, input_dim=None, trainable=True):
+    def __init__(self, name: str | None = None, input_shape: Shape | None = None, input_dim: int | None = None,
+                 trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise invalid("name", "a non-empty string without '/'", name)
         self.name = name or unique_name(snake_case(type(self).__name__))
@@ -62,7 +69,7 @@ class Layer:
     def built(self):
         return self.output_shape is not None
 
-    def build(self, input_shape):
+    def build(self, input_shape: Shape | list[Shape]) -> Shape:
         """Validate the configuration against `input_shape` (no batch axis); returns the output shape."""
         if self.multi_input:
             input_shape = [tuple(s) for s in input_shape]
@@ -83,10 +90,10 @@ class Layer:
         """{name: (shape, initializer, regularizer)} after build, in get_weights order."""
         return {}
 
-    def count_params(self):
+    def count_params(self) -> int:
         return sum(math.prod(shape) for shape, _, _ in self.param_specs().values())
 
-    def init(self, key):
+    def init(self, key) -> dict:
         """Fresh parameters drawn from `key` with each parameter's initializer."""
         specs = self.param_specs()
         if not specs:
@@ -97,10 +104,10 @@ class Layer:
                 for i, (name, (shape, init, _)) in enumerate(specs.items())}
 
     # ----- computation ---------------------------------------------------------------------------
-    def forward(self, params, x, training=False, key=None):
+    def forward(self, params: dict, x, training: bool = False, key=None) -> tuple:
         raise NotImplementedError
 
-    def backward(self, params, cache, dy):
+    def backward(self, params: dict, cache, dy) -> tuple:
         raise NotImplementedError
 
     def penalty(self, params):
@@ -135,12 +142,12 @@ class Layer:
         return self.forward(self.params, inputs, training=training, key=key)[0]
 
     # ----- weights and config --------------------------------------------------------------------
-    def get_weights(self):
+    def get_weights(self) -> list:
         """The layer's arrays as NumPy arrays, in order (kernel, then bias)."""
         b = _backend()
         return [b.to_numpy(self.params[name]) for name in self.param_specs()]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: list) -> None:
         specs = self.param_specs()
         if len(weights) != len(specs):
             raise invalid("weights", f"a list of {len(specs)} arrays for layer '{self.name}'",
@@ -153,7 +160,7 @@ class Layer:
             new[name] = b.asarray(w, dtype=b.float_dtype())
         self.params = new
 
-    def get_config(self):
+    def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
         if self.declared_input_shape is not None:
             config["input_shape"] = list(self.declared_input_shape)
@@ -178,7 +185,7 @@ class ActivatedLayer(Layer):
     (softmax + cross-entropy) calls `backward_from_preactivation` with dL/dz directly.
     """
 
-    def __init__(self, activation=None, **kwargs):
+    def __init__(self, activation: ActivationArg = None, **kwargs):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
@@ -205,8 +212,9 @@ class ActivatedLayer(Layer):
 class WeightedLayer(ActivatedLayer):
     """An activated layer with a kernel and an optional bias (Dense, Conv2D)."""
 
-    def __init__(self, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, activation: ActivationArg = None, use_bias: bool = True,
+                 kernel_initializer: InitializerArg = "glorot_uniform", bias_initializer: InitializerArg = "zeros",
+                 kernel_regularizer: RegularizerArg = None, bias_regularizer: RegularizerArg = None, **kwargs):
         super().__init__(activation=activation, **kwargs)
         if not isinstance(use_bias, bool):
             raise invalid("use_bias", "True or False", use_bias, InvalidTypeError)

@@ -1,7 +1,10 @@
 """Conv2D (NCHW), and the argument checks it shares with the pooling layers."""
 from .. import ops
 from ..errors import check_positive_int, invalid
-from .base import REGISTRY, WeightedLayer
+from .base import REGISTRY, ActivationArg, InitializerArg, RegularizerArg, WeightedLayer
+
+IntPair = int | tuple[int, int]
+PaddingArg = str | int | tuple[int, int] | tuple[tuple[int, int], tuple[int, int]]
 
 
 def _is_int(value):
@@ -82,9 +85,10 @@ class Conv2D(WeightedLayer):
     returns dx = None and skips the col2im GEMM and sums, about half the backward pass.
     """
 
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, filters: int, kernel_size: IntPair, strides: IntPair = 1, padding: PaddingArg = "valid",
+                 activation: ActivationArg = None, use_bias: bool = True,
+                 kernel_initializer: InitializerArg = "glorot_uniform", bias_initializer: InitializerArg = "zeros",
+                 kernel_regularizer: RegularizerArg = None, bias_regularizer: RegularizerArg = None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                          bias_regularizer=bias_regularizer, **kwargs)

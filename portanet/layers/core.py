@@ -4,7 +4,8 @@ import math
 from .. import random
 from ..backend import get as _backend
 from ..errors import check_positive_int, invalid
-from .base import REGISTRY, ActivatedLayer, Layer, SymbolicTensor, WeightedLayer
+from .base import (REGISTRY, ActivatedLayer, ActivationArg, InitializerArg, Layer, RegularizerArg, Shape, SymbolicTensor,
+                   WeightedLayer)
 
 
 def _shape(name, value):
@@ -19,7 +20,7 @@ def _shape(name, value):
 class InputLayer(Layer):
     """Declares the shape of one example (no batch axis); passes its input through."""
 
-    def __init__(self, shape, name=None):
+    def __init__(self, shape: int | Shape, name: str | None = None):
         super().__init__(name=name)
         self.shape = _shape("shape", shape)
         self.build(self.shape)
@@ -34,7 +35,7 @@ class InputLayer(Layer):
         return {"name": self.name, "shape": list(self.shape)}
 
 
-def Input(shape, name=None):
+def Input(shape: int | Shape, name: str | None = None) -> SymbolicTensor:
     """A symbolic input of `shape` (no batch axis), for the functional API and Sequential."""
     layer = InputLayer(shape, name=name)
     return SymbolicTensor(layer.shape, layer)
@@ -51,8 +52,9 @@ class Dense(WeightedLayer):
     CuPy's is the one a CUDA graph can capture.)
     """
 
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
+    def __init__(self, units: int, activation: ActivationArg = None, use_bias: bool = True,
+                 kernel_initializer: InitializerArg = "glorot_uniform", bias_initializer: InitializerArg = "zeros",
+                 kernel_regularizer: RegularizerArg = None, bias_regularizer: RegularizerArg = None, **kwargs):
         super().__init__(activation=activation, use_bias=use_bias, kernel_initializer=kernel_initializer,
                          bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                          bias_regularizer=bias_regularizer, **kwargs)
@@ -91,7 +93,7 @@ class Dense(WeightedLayer):
 class Activation(ActivatedLayer):
     """y = act(x), elementwise (softmax: along the last axis)."""
 
-    def __init__(self, activation, **kwargs):
+    def __init__(self, activation: ActivationArg, **kwargs):
         super().__init__(activation=activation, **kwargs)
 
     def linear_forward(self, params, x):
@@ -119,7 +121,7 @@ class Flatten(Layer):
 class Reshape(Layer):
     """(batch, *input_shape) -> (batch, *target_shape); one entry of target_shape may be -1."""
 
-    def __init__(self, target_shape, **kwargs):
+    def __init__(self, target_shape: Shape, **kwargs):
         super().__init__(**kwargs)
         if not isinstance(target_shape, (tuple, list)) or not all(
                 isinstance(d, int) and (d > 0 or d == -1) for d in target_shape) or list(target_shape).count(-1) > 1:
@@ -151,7 +153,7 @@ class Dropout(Layer):
     drops the same units on every backend."""
     needs_key = True
 
-    def __init__(self, rate, seed=None, **kwargs):
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise invalid("rate", "a float in [0, 1)", rate)
@@ -201,7 +203,7 @@ class Concatenate(Layer):
     """Joins inputs along `axis` (counted with the batch axis, as Keras; default -1)."""
     multi_input = True
 
-    def __init__(self, axis=-1, **kwargs):
+    def __init__(self, axis: int = -1, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
             raise invalid("axis", "a non-zero int (axis 0 is the batch)", axis)

@@ -2,7 +2,7 @@
 from .. import ops
 from ..errors import invalid
 from .base import REGISTRY, Layer
-from .conv import padding_arg, positive_pair, spatial_output_shape
+from .conv import IntPair, padding_arg, positive_pair, spatial_output_shape
 
 
 class _Pool2D(Layer):
@@ -10,7 +10,7 @@ class _Pool2D(Layer):
     reduction, pool(x, pool_size, strides, pads) -> (y, cache) and
     unpool(cache, dy, pool_size, strides, pads) -> dx."""
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+    def __init__(self, pool_size: IntPair = 2, strides: IntPair | None = None, padding: str = "valid", **kwargs):
         super().__init__(**kwargs)
         self.pool_size = positive_pair("pool_size", pool_size)
         self.strides = self.pool_size if strides is None else positive_pair("strides", strides)

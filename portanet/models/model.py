@@ -14,27 +14,14 @@ from ..errors import InvalidArgumentError, InvalidTypeError, invalid
 from ..layers import REGISTRY as LAYERS
 from ..layers.base import Layer, SymbolicTensor, unique_name
 from ..layers.core import Input, InputLayer
-from ..training import data
+from ..losses import Loss
+from ..metrics import Metric
+from ..optimizers import Optimizer
+from ..training import data, feeding
 from ..training.steps import Steps
 from ..training.trainer import Trainer, memory_hint
 from . import saving
 from .graph import Graph
-
-
-def _device_data_budget():
-    """PORTANET_DEVICE_DATA_BUDGET (bytes, default 2 GiB)."""
-    value = os.environ.get("PORTANET_DEVICE_DATA_BUDGET", str(2 ** 31))
-    if not value.isdigit():
-        raise invalid("PORTANET_DEVICE_DATA_BUDGET", "a number of bytes (a non-negative integer)", value)
-    return int(value)
-
-
-def _check_verbose(verbose):
-    if verbose == "auto":
-        return 1
-    if verbose not in (0, 1, 2):
-        raise invalid("verbose", "0, 1, 2 or 'auto'", verbose)
-    return verbose
 
 
 class Model:
@@ -50,9 +37,10 @@ class Model:
     `stop_training` (set by callbacks).
     """
 
-    device_data_budget = _device_data_budget()
+    device_data_budget = feeding.budget_from_environment()
 
-    def __init__(self, inputs=None, outputs=None, name=None):
+    def __init__(self, inputs: SymbolicTensor | None = None, outputs: SymbolicTensor | None = None,
+                 name: str | None = None):
         self.name = name or unique_name("functional" if type(self) is Model else "sequential")
         self.graph = None
         self.optimizer = self.loss = None
@@ -69,7 +57,7 @@ class Model:
         """Every layer once, in call order (reused layers appear once)."""
         return self.graph.layers if self.graph is not None else []
 
-    def get_layer(self, name=None, index=None):
+    def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
         if index is not None:
             return self.layers[index]
         for layer in self.layers:
@@ -89,7 +77,7 @@ class Model:
     def output_shape(self):
         return self.graph.output_shape if self.graph is not None else None
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: tuple[int, ...] | None = None) -> None:
         """Check `input_shape` (without the batch axis) against the model's and draw the weights.
         A Sequential without an Input builds its layers for `input_shape`."""
         if not self.built:
@@ -136,24 +124,24 @@ class Model:
         self.graph.params = value
         self.graph.backend_name = _backend().name
 
-    def count_params(self):
+    def count_params(self) -> int:
         self._require_built("count_params")
         return self.graph.count_params()
 
-    def get_weights(self):
+    def get_weights(self) -> list:
         """Every layer's arrays as NumPy arrays: kernel then bias, layer by layer (Keras' order)."""
         self._require_built("get_weights")
         self._ensure_params()
         return self.graph.get_weights()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: list) -> None:
         """Set every layer's arrays (as `get_weights` lists them); shapes are checked first."""
         self._require_built("set_weights")
         self._ensure_params()
         self.graph.set_weights(weights)
 
     @property
-    def learning_rate(self):
+    def learning_rate(self) -> float:
         """The optimizer's current learning rate (a float)."""
         self._require_compiled("learning_rate")
         state = self.opt_state if self.opt_state is not None else self.optimizer.init(self.graph.trainable_params())
@@ -167,7 +155,8 @@ class Model:
         self.opt_state = place(self.optimizer.with_learning_rate(state, value))
 
     # ----- compile, fit, evaluate, predict ------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto"):
+    def compile(self, optimizer: str | dict | Optimizer = "rmsprop", loss: str | dict | Loss | None = None,
+                metrics: list | str | Metric | None = None, jit_compile: bool | str = "auto") -> None:
         """Choose the optimizer, the loss and the metrics, as in Keras.
 
         Args:
@@ -232,9 +221,10 @@ class Model:
             data.check_finite(y, names[1])
         return x, y
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0, seed=None,
-            check_finite=True):
+    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int | str = "auto",
+            callbacks: list | None = None, validation_split: float = 0.0, validation_data: tuple | None = None,
+            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
+            check_finite: bool = True) -> callbacks_module.History:
         """Train on (x, y) for `epochs` epochs, as Keras' `fit`; everything is checked first.
 
         Args:
@@ -259,7 +249,7 @@ class Model:
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise invalid(name, "a non-negative int", value)
-        verbose = _check_verbose(verbose)
+        verbose = data.check_verbose(verbose)
         split = data.check_validation_split(validation_split)
         x, y = self._prepare_xy(x, y, check_finite)
         self._check_loss_fits_output(self.loss)
@@ -278,14 +268,15 @@ class Model:
         with memory_hint(batch_size):
             return self.trainer.fit(train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", return_dict=False, check_finite=True):
+    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose: int | str = "auto",
+                 return_dict: bool = False, check_finite: bool = True) -> float | list | dict:
         """Loss and metrics on (x, y), in batches of `batch_size` (default 32), in inference mode.
 
         Returns [loss, *metrics] (a float without metrics), or a dict with `return_dict`;
         `verbose` prints them."""
         self._require_compiled("evaluate()")
         batch_size = data.check_batch_size(batch_size)
-        verbose = _check_verbose(verbose)
+        verbose = data.check_verbose(verbose)
         x, y = self._prepare_xy(x, y, check_finite)
         with memory_hint(batch_size):
             logs = self.trainer.evaluate(x, y, batch_size)
@@ -296,7 +287,7 @@ class Model:
         values = list(logs.values())
         return values[0] if len(values) == 1 else values
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size: int | None = None, verbose: int | str = 0):
         """The model's outputs for x as a NumPy array, in batches of `batch_size` (default 32),
         in inference mode (dropout off)."""
         batch_size = data.check_batch_size(batch_size)
@@ -311,12 +302,12 @@ class Model:
         return self.graph.forward(self.params, x, training, random.key(0) if training else None)[0]
 
     # ----- summary, config, saving ---------------------------------------------------------------
-    def summary(self, print_fn=print):
+    def summary(self, print_fn=print) -> None:
         """Layer names, types, output shapes and parameter counts, as Keras prints them."""
         self._require_built("summary")
         self.graph.summary(self.name, print_fn, show_input=not isinstance(self, Sequential))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {"name": self.name, **(self.graph.get_config() if self.graph is not None else {})}
 
     @classmethod
@@ -326,17 +317,17 @@ class Model:
         model.graph = Graph.from_config(config)
         return model
 
-    def save(self, filepath, include_optimizer=True):
+    def save(self, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
         """Write the architecture, the weights, the compile settings and (with `include_optimizer`)
         the optimizer state and training position to one safetensors file, atomically."""
         self._require_built("save")
         saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath):
+    def save_weights(self, filepath: str | os.PathLike) -> None:
         self._require_built("save_weights")
         saving.save_model(self, filepath, include_optimizer=False, weights_only=True)
 
-    def load_weights(self, filepath):
+    def load_weights(self, filepath: str | os.PathLike) -> None:
         """Load weights saved from a model of the same architecture (layers matched by position)."""
         self._require_built("load_weights")
         saving.load_weights(self, filepath)
@@ -345,7 +336,7 @@ class Model:
 class Sequential(Model):
     """A plain stack of layers: `Sequential([Input((784,)), Dense(40, activation="relu"), ...])`."""
 
-    def __init__(self, layers=None, name=None):
+    def __init__(self, layers: list | None = None, name: str | None = None):
         super().__init__(name=name)
         self._stack, self._input = [], None
         if layers is not None:
@@ -354,7 +345,7 @@ class Sequential(Model):
             for layer in layers:
                 self.add(layer)
 
-    def add(self, layer):
+    def add(self, layer: Layer | SymbolicTensor) -> None:
         """Append a layer (or a portanet.Input declaring the example shape)."""
         if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
             if self._stack or self._input is not None:
@@ -382,7 +373,7 @@ class Sequential(Model):
         layers = [LAYERS.deserialize(entry) for entry in config["layers"]]
         return cls([Input(tuple(config["input_shape"])), *layers], name=config.get("name"))
 
-    def pop(self):
+    def pop(self) -> Layer:
         """Remove the last layer and return it."""
         layer = self._stack.pop()
         self.graph = None
@@ -402,7 +393,7 @@ class Sequential(Model):
         self._check_loss_fits_output(self.loss)
 
 
-def load_model(filepath, compile=True):
+def load_model(filepath: str | os.PathLike, compile: bool = True) -> Model:
     """The model saved at `filepath`, on the current backend, whichever backend saved it: its
     architecture, weights and (with `compile`) compile settings and optimizer state."""
     config, compiled, tensors, metadata = saving.read_model(filepath)

@@ -1,6 +1,6 @@
 """Adagrad."""
 from ..backend import get as _backend
-from .base import REGISTRY, Optimizer, non_negative
+from .base import REGISTRY, LearningRate, Optimizer, non_negative
 
 
 @REGISTRY.register("adagrad")
@@ -16,8 +16,9 @@ class Adagrad(Optimizer):
     `initial_accumulator_value` set to ours and eps = 0 (ours too) the two agree.
     """
 
-    def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.initial_accumulator_value = non_negative("initial_accumulator_value",
                                                        initial_accumulator_value)

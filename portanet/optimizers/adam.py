@@ -1,7 +1,7 @@
 """Adam and AdamW; Adam's update of one parameter is an operation a backend may fuse ("adam")."""
 from ..backend import get as _backend, portable_op
 from ..errors import InvalidTypeError, check_bool, invalid
-from .base import REGISTRY, Optimizer, fraction, non_negative, one_minus_power
+from .base import REGISTRY, LearningRate, Optimizer, fraction, non_negative, one_minus_power
 
 
 @REGISTRY.register("adam")
@@ -30,9 +30,10 @@ class Adam(Optimizer):
     computed as -expm1(t * log(beta)), exact to rounding even in float32.
     """
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None,
-                 epsilon_hat=False):
+    def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, amsgrad: bool = False, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None,
+                 epsilon_hat: bool = False):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.beta_1 = fraction("beta_1", beta_1)
         self.beta_2 = fraction("beta_2", beta_2)
@@ -91,9 +92,10 @@ class AdamW(Adam):
     weight_decay is Keras' 0.004 (PyTorch's is 0.01).
     """
 
-    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-7, amsgrad=False, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None, epsilon_hat=False):
+    def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
+                 beta_2: float = 0.999, epsilon: float = 1e-7, amsgrad: bool = False, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None,
+                 epsilon_hat: bool = False):
         if weight_decay is None:
             raise invalid("weight_decay", "a non-negative float", weight_decay, InvalidTypeError)
         super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,

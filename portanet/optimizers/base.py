@@ -9,6 +9,8 @@ from ..registry import Registry, Serializable
 from ..schedules import LearningRateSchedule
 from ..tree import tree_leaves, tree_map, tree_unflatten
 
+LearningRate = float | LearningRateSchedule
+
 _SCHEDULE_NOT_SETTABLE = (
     "This optimizer was created with a `LearningRateSchedule` object as its `learning_rate` "
     "constructor argument, hence its learning rate is not settable. If you need the learning rate "
@@ -62,8 +64,8 @@ class Optimizer(Serializable):
     `_update_leaf(p, g, slots, lr, t)` (one parameter; `lr` and `t = step + 1` are 0-d arrays of
     the parameter's dtype; returns the new parameter and the dict of its new slots)."""
 
-    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
         self.learning_rate = check_learning_rate(learning_rate)
         self.weight_decay = None if weight_decay is None else non_negative("weight_decay", weight_decay)
         self.clipnorm = positive_or_none("clipnorm", clipnorm)
@@ -95,7 +97,7 @@ class Optimizer(Serializable):
         """True when `learning_rate` is a schedule (then the rate cannot be set)."""
         return isinstance(self.learning_rate, LearningRateSchedule)
 
-    def init(self, params):
+    def init(self, params: dict) -> dict:
         """The initial state for `params` (a plain nested dict of arrays; see the module doc)."""
         xp = _backend().xp
         dtype = self._state_dtype(params)
@@ -105,7 +107,7 @@ class Optimizer(Serializable):
             state[slot] = tree_map(lambda p, slot=slot: self._init_slot(slot, p), params)
         return state
 
-    def update(self, params, grads, state):
+    def update(self, params: dict, grads: dict, state: dict) -> tuple[dict, dict]:
         """One step: returns `(new_params, new_state)`; the inputs are not modified."""
         step = state["step"]
         lr = state["learning_rate"]

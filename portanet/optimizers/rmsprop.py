@@ -1,7 +1,7 @@
 """RMSprop."""
 from ..backend import get as _backend
 from ..errors import check_bool
-from .base import REGISTRY, Optimizer, fraction, non_negative
+from .base import REGISTRY, LearningRate, Optimizer, fraction, non_negative
 
 
 @REGISTRY.register("rmsprop")
@@ -22,8 +22,9 @@ class RMSprop(Optimizer):
     Optax's `rmsprop` (eps_in_sqrt=True, the default) is this form.
     """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False,
-                 weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False, weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.rho = fraction("rho", rho)
         self.momentum = fraction("momentum", momentum)

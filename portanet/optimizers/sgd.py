@@ -1,6 +1,6 @@
 """Stochastic gradient descent, with momentum and Nesterov momentum."""
 from ..errors import check_bool
-from .base import REGISTRY, Optimizer, fraction
+from .base import REGISTRY, LearningRate, Optimizer, fraction
 
 
 @REGISTRY.register("sgd")
@@ -21,8 +21,9 @@ class SGD(Optimizer):
     `weight_decay` (g + weight_decay * w), with momentum it does not.
     """
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, weight_decay=None,
-                 clipnorm=None, clipvalue=None, global_clipnorm=None, name=None):
+    def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float | None = None, clipnorm: float | None = None,
+                 clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
         super().__init__(learning_rate, weight_decay, clipnorm, clipvalue, global_clipnorm, name)
         self.momentum = fraction("momentum", momentum)
         self.nesterov = check_bool("nesterov", nesterov)

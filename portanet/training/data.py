@@ -28,6 +28,15 @@ def as_array(value, name):
     return value
 
 
+def check_verbose(verbose):
+    """verbose as 0 (silent), 1 (a progress bar; "auto") or 2 (a line per epoch)."""
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise invalid("verbose", "0, 1, 2 or 'auto'", verbose)
+    return verbose
+
+
 def check_batch_size(batch_size):
     if batch_size is None:
         return 32

@@ -14,9 +14,11 @@
 
 A Batch's and a Chunk's arrays are already on the device.
 """
+import os
 from dataclasses import dataclass
 
 from ..backend import get as _backend
+from ..errors import invalid
 from . import data
 
 CHUNKS_PER_EPOCH = 20  # host round trips per epoch on DeviceChunks, one per progress update
@@ -80,6 +82,14 @@ class DeviceChunks(DeviceBatches):
             yield Chunk(c * per_chunk, min(per_chunk, steps - c * per_chunk), backend.asarray(index[c]))
         if len(order) % batch_size:
             yield self.batch(steps, order[steps * batch_size:])
+
+
+def budget_from_environment():
+    """PORTANET_DEVICE_DATA_BUDGET: bytes of training data that go to the device at once (default 2 GiB)."""
+    value = os.environ.get("PORTANET_DEVICE_DATA_BUDGET", str(2 ** 31))
+    if not value.isdigit():
+        raise invalid("PORTANET_DEVICE_DATA_BUDGET", "a number of bytes (a non-negative integer)", value)
+    return int(value)
 
 
 def choose_feed(x, y, y_dtype, batch_size, budget, chunks):
