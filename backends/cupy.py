@@ -22,6 +22,7 @@ os.environ.setdefault("CUPY_TF32", "0")
 
 import array_api_compat  # noqa: E402
 import cupy as cp  # noqa: E402
+import cupyx.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 
 from portanet.backend import Backend  # noqa: E402
@@ -48,7 +49,7 @@ class CupyBackend(Backend):
         self.xp = _namespace(array_api_compat.array_namespace(cp.empty(0)), self.cublas)
         self.graphs = os.environ.get("PORTANET_CUDA_GRAPHS", "1") != "0"
         # fast paths for portanet.ops (parity-tested in tests/test_gpu.py)
-        self.fast = {"adam": adam_update, "im2col": im2col, "col2im": col2im}
+        self.fast = {"adam": adam_update, "im2col": im2col, "col2im": col2im, "erf": cupyx.scipy.special.erf}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, (cp.ndarray, np.ndarray)) and hasattr(x, "__dlpack__"):

@@ -18,7 +18,7 @@ class NumpyBackend(Backend):
         self.fast = {"im2col": im2col, "col2im": col2im,
                      "conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
                      "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
-                     "blockwise": blockwise, "foreach": foreach}
+                     "blockwise": blockwise, "foreach": foreach, "scatter_add_rows": scatter_add_rows}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -235,6 +235,13 @@ def _split(flat_outputs, like):
     for a in like:
         yield tuple(o[start:start + a.size].reshape(a.shape) for o in flat_outputs)
         start += a.size
+
+
+def scatter_add_rows(indices, rows, size):
+    """portanet.layers.embedding's scatter-add of rows, with np.add.at (no one-hot matrix)."""
+    out = np.zeros((size, rows.shape[1]), dtype=rows.dtype)
+    np.add.at(out, indices, rows)
+    return out
 
 
 def make():

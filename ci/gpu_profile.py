@@ -44,8 +44,8 @@ def profile(model_name, backend):
     x = backend.asarray(rng.random((spec["batch"], *spec["input"]), dtype=np.float32))
     y = backend.asarray(rng.integers(0, 10, spec["batch"]).astype(np.int32))
     synchronize = backend.device.synchronize
-    graph, trainable = model.graph, {layer.name for layer in model.layers}
-    step = steps.make_train_step(graph, model.loss, model.optimizer, model.metrics, trainable)
+    graph = model.graph
+    step = steps.make_train_step(graph, model.loss, model.optimizer, model.metrics)
     rows = {}
     for fused in (True, False):   # with and without the fast paths
         label = "" if fused else ", no fast paths"

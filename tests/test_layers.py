@@ -54,7 +54,9 @@ def test_activations_against_jax(name):
     jnp = jax.numpy
     reference = {"linear": lambda z: z, "relu": jax.nn.relu, "leaky_relu": lambda z: jax.nn.leaky_relu(z, 0.2),
                  "elu": jax.nn.elu, "sigmoid": jax.nn.sigmoid, "tanh": jnp.tanh, "softplus": jax.nn.softplus,
-                 "softmax": lambda z: jax.nn.softmax(z, axis=-1)}[name]
+                 "softmax": lambda z: jax.nn.softmax(z, axis=-1), "gelu": lambda z: jax.nn.gelu(z, approximate=False),
+                 "hard_sigmoid": lambda z: jax.nn.relu6(z + 3) / 6, "log_softmax": jax.nn.log_softmax,
+                 "selu": jax.nn.selu, "silu": jax.nn.silu, "swish": jax.nn.silu, "softsign": jax.nn.soft_sign}[name]
     z = rng.standard_normal((4, 6))
     dy = rng.standard_normal((4, 6))
     with B.use("numpy", floatx="float64"):

@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "portanet"
 ARRAY_LIBRARIES = {"numpy", "jax", "jaxlib", "cupy", "cupyx", "array_api_strict", "torch"}
 # Host-side modules: I/O, dataset loading, data batching, host reports, plots. numpy only.
-HOST_MODULES = ("io.py", "datasets/", "training/data.py", "reports.py", "plot.py", "__main__.py")
+HOST_MODULES = ("io.py", "datasets/", "training/data.py", "reports.py", "plot.py", "testing.py", "__main__.py")
 MAX_LINES = 420
 
 

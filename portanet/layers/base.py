@@ -48,14 +48,22 @@ class SymbolicTensor:
 
 
 class Layer:
+    """Base class of every layer (see the module docstring for the contract)."""
     multi_input = False       # Add, Concatenate take a list of inputs
     needs_key = False         # Dropout draws random numbers in training
-    needs_input_grad = True   # the model sets False where nothing uses dL/dx (first layers)
+    needs_input_grad = True   # a graph sets it, for each call, to whether anything reads dL/dx
+    non_trainable = ()        # names of parameters no optimizer updates (BatchNormalization's statistics)
 
     def __init__(self, name: str | None = None, input_shape: Shape | None = None, input_dim: int | None = None,
                  trainable: bool = True):
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
             raise invalid("name", "a non-empty string without '/'", name)
+        if hasattr(self, "call") and type(self).forward is Layer.forward:
+            raise InvalidTypeError(
+                f"{type(self).__name__} defines Keras' `call`; a portanet layer defines "
+                f"`forward(params, x, training, key) -> (y, cache)` and `backward(params, cache, dy) -> (dx, grads)` "
+                f"(its gradient by hand), or is composed from existing layers as a functional Model used as a layer. "
+                f"docs/custom_layers.md shows both.")
         self.name = name or unique_name(snake_case(type(self).__name__))
         if input_dim is not None:
             input_shape = (check_positive_int("input_dim", input_dim),)
@@ -90,8 +98,37 @@ class Layer:
         """{name: (shape, initializer, regularizer)} after build, in get_weights order."""
         return {}
 
-    def count_params(self) -> int:
-        return sum(math.prod(shape) for shape, _, _ in self.param_specs().values())
+    # ----- weights: what a graph asks of any layer (a model used as a layer answers too) --------
+    @property
+    def has_weights(self):
+        return bool(self.param_specs())
+
+    @property
+    def weights_drawn(self):
+        return bool(self.params) or not self.param_specs()
+
+    @property
+    def num_weights(self):
+        """How many arrays get_weights returns."""
+        return len(self.param_specs())
+
+    def count_params(self, trainable_only=False) -> int:
+        if trainable_only and not self.trainable:
+            return 0
+        return sum(math.prod(shape) for name, (shape, _, _) in self.param_specs().items()
+                   if not (trainable_only and name in self.non_trainable))
+
+    def trainable_params(self, params):
+        """The entries of `params` an optimizer updates."""
+        return {k: v for k, v in params.items() if k not in self.non_trainable} if self.trainable else {}
+
+    def trainable_flags(self):
+        return self.trainable
+
+    def state_updates(self, params, cache):
+        """{name: new value} of non-trainable parameters after a training forward pass (moving
+        statistics), from its cache; {} for most layers."""
+        return {}
 
     def init(self, key) -> dict:
         """Fresh parameters drawn from `key` with each parameter's initializer."""
@@ -136,7 +173,7 @@ class Layer:
         xs = list(inputs) if self.multi_input else [inputs]
         if not self.built:
             self.build([x.shape[1:] for x in xs] if self.multi_input else xs[0].shape[1:])
-        if self.param_specs() and not self.params:
+        if not self.weights_drawn:
             self.params = self.init(random.key(next(_eager_keys)))
         key = random.key(next(_eager_keys)) if training else None
         return self.forward(self.params, inputs, training=training, key=key)[0]
@@ -147,18 +184,22 @@ class Layer:
         b = _backend()
         return [b.to_numpy(self.params[name]) for name in self.param_specs()]
 
-    def set_weights(self, weights: list) -> None:
+    def check_weights(self, weights: list) -> None:
+        """Raise unless `weights` are arrays of this layer's shapes (as get_weights lists them)."""
         specs = self.param_specs()
         if len(weights) != len(specs):
             raise invalid("weights", f"a list of {len(specs)} arrays for layer '{self.name}'",
                           f"a list of {len(weights)} arrays")
-        b = _backend()
-        new = {}
         for (name, (shape, _, _)), w in zip(specs.items(), weights):
+            if not hasattr(w, "shape"):
+                raise invalid(f"weights ({self.name}/{name})", f"an array of shape {tuple(shape)}", w, InvalidTypeError)
             if tuple(w.shape) != tuple(shape):
                 raise invalid(f"weights ({self.name}/{name})", f"shape {tuple(shape)}", tuple(w.shape))
-            new[name] = b.asarray(w, dtype=b.float_dtype())
-        self.params = new
+
+    def set_weights(self, weights: list) -> None:
+        self.check_weights(weights)
+        b = _backend()
+        self.params = {name: b.asarray(w, dtype=b.float_dtype()) for name, w in zip(self.param_specs(), weights)}
 
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}

@@ -1,7 +1,7 @@
 """Input, Dense, Flatten, Reshape, Dropout, Activation, Add and Concatenate."""
 import math
 
-from .. import random
+from .. import config, random
 from ..backend import get as _backend
 from ..errors import check_positive_int, invalid
 from .base import (REGISTRY, ActivatedLayer, ActivationArg, InitializerArg, Layer, RegularizerArg, Shape, SymbolicTensor,
@@ -105,16 +105,35 @@ class Activation(ActivatedLayer):
 
 @REGISTRY.register()
 class Flatten(Layer):
-    """(batch, d1, d2, ...) -> (batch, d1*d2*...)."""
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...), in the order of the elements in memory.
+
+    With data_format="channels_first" the channel axis is first moved last, as Keras does, so
+    that the features come in the order of a channels-last model's (to exchange weights of the
+    Dense layer after it); left None, nothing is moved (portanet's default, and PyTorch's)."""
+
+    def __init__(self, data_format: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = None if data_format is None else config.data_format(data_format)
 
     def compute_output_shape(self, input_shape):
         return (math.prod(input_shape),)
 
+    def _moved(self, x):
+        return self.data_format == "channels_first" and x.ndim > 2
+
     def forward(self, params, x, training=False, key=None):
-        return _backend().xp.reshape(x, (x.shape[0], -1)), x.shape
+        xp = _backend().xp
+        if self._moved(x):
+            x = xp.permute_dims(x, (0, *range(2, x.ndim), 1))
+        return xp.reshape(x, (x.shape[0], -1)), x.shape
 
     def backward(self, params, shape, dy):
-        return _backend().xp.reshape(dy, shape), {}
+        xp = _backend().xp
+        dx = xp.reshape(dy, shape)
+        return (xp.permute_dims(dx, (0, dx.ndim - 1, *range(1, dx.ndim - 1))) if self._moved(dx) else dx), {}
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 @REGISTRY.register()
@@ -178,67 +197,4 @@ class Dropout(Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-@REGISTRY.register()
-class Add(Layer):
-    """y = x_1 + x_2 + ...; every input has the same shape; each dx_i = dy."""
-    multi_input = True
-
-    def compute_output_shape(self, input_shapes):
-        if len(input_shapes) < 2 or any(s != input_shapes[0] for s in input_shapes):
-            raise invalid("input_shape", f"two or more equal shapes for layer '{self.name}'", input_shapes)
-        return input_shapes[0]
-
-    def forward(self, params, xs, training=False, key=None):
-        y = xs[0]
-        for x in xs[1:]:
-            y = y + x
-        return y, len(xs)
-
-    def backward(self, params, n, dy):
-        return [dy] * n, {}
-
-
-@REGISTRY.register()
-class Concatenate(Layer):
-    """Joins inputs along `axis` (counted with the batch axis, as Keras; default -1)."""
-    multi_input = True
-
-    def __init__(self, axis: int = -1, **kwargs):
-        super().__init__(**kwargs)
-        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
-            raise invalid("axis", "a non-zero int (axis 0 is the batch)", axis)
-        self.axis = axis
-
-    def compute_output_shape(self, input_shapes):
-        rank = len(input_shapes[0]) + 1
-        if len(input_shapes) < 2 or any(len(s) + 1 != rank for s in input_shapes) or not -rank <= self.axis < rank:
-            raise invalid("input_shape", f"two or more shapes of one rank with axis {self.axis} in range",
-                          input_shapes)
-        axis = self.axis % rank - 1
-        rest = [s[:axis] + s[axis + 1:] for s in input_shapes]
-        if any(r != rest[0] for r in rest):
-            raise invalid("input_shape", f"shapes equal except along axis {self.axis}", input_shapes)
-        out = list(input_shapes[0])
-        out[axis] = sum(s[axis] for s in input_shapes)
-        return tuple(out)
-
-    def forward(self, params, xs, training=False, key=None):
-        axis = self.axis % (xs[0].ndim)
-        return _backend().xp.concat(xs, axis=axis), [x.shape[axis] for x in xs]
-
-    def backward(self, params, sizes, dy):
-        axis = self.axis % dy.ndim
-        pieces, start = [], 0
-        for size in sizes:
-            index = [slice(None)] * dy.ndim
-            index[axis] = slice(start, start + size)
-            pieces.append(dy[tuple(index)])
-            start += size
-        return pieces, {}
-
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
-
-
-__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Add",
-           "Concatenate"]
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout"]

@@ -49,9 +49,6 @@ class Graph:
         visit(outputs)
         self.nodes, self.input_layer, self.input_shape = nodes, inputs.layer, inputs.shape
         self.backend_name = None  # where the parameters live, once drawn
-        # a layer fed only by the graph's input need not compute dL/dx: nobody reads it
-        for node in nodes:
-            node.layer.needs_input_grad = any(n.layer is node.layer and any(i != 0 for i in n.inputs) for n in nodes)
 
     # ----- structure -----------------------------------------------------------------------------
     @property
@@ -79,20 +76,24 @@ class Graph:
         current backend: the same seed gives bit-identical weights on every backend, and no
         backend compiles the random operations of the initialisation."""
         with _use_backend("numpy"):
-            base = random.key(seed)
-            drawn = {layer.name: layer.init(random.fold_in(base, i)) for i, layer in enumerate(self.layers)
-                     if layer.param_specs() and not layer.params}
+            drawn = self.draw(random.key(seed))
         self.params = transfer(drawn, "numpy")
         self.backend_name = _backend().name
 
+    def draw(self, key):
+        """Fresh weights of the layers that have none yet: layer i's drawn from fold_in(key, i)."""
+        return {layer.name: layer.init(random.fold_in(key, i)) for i, layer in enumerate(self.layers)
+                if not layer.weights_drawn}
+
     @property
     def has_params(self):
-        return all(layer.params or not layer.param_specs() for layer in self.layers)
+        return all(layer.weights_drawn for layer in self.layers)
 
     @property
     def params(self):
-        """{layer name: {param name: array}} of the layers that have parameters."""
-        return {layer.name: layer.params for layer in self.layers if layer.param_specs()}
+        """{layer name: {param name: array}} of the layers that have parameters (a model used as
+        a layer: {its layer name: {...}})."""
+        return {layer.name: layer.params for layer in self.layers if layer.has_weights}
 
     @params.setter
     def params(self, value):
@@ -101,10 +102,24 @@ class Graph:
                 layer.params = value[layer.name]
 
     def trainable_params(self, params=None):
-        """The entries of `params` (default: the current ones) of the trainable layers."""
+        """The entries of `params` (default: the current ones) that an optimizer updates."""
         params = self.params if params is None else params
-        names = {layer.name for layer in self.layers if layer.trainable}
-        return {name: p for name, p in params.items() if name in names}
+        subsets = {layer.name: layer.trainable_params(params[layer.name]) for layer in self.layers if layer.name in params}
+        return {name: p for name, p in subsets.items() if p}
+
+    def trainable_flags(self):
+        """Every layer's `trainable`, nested models' layers too (compiled steps depend on them)."""
+        return tuple(layer.trainable_flags() for layer in self.layers)
+
+    def state_updates(self, params, caches):
+        """`params` with the non-trainable parameters a training forward pass updated (moving
+        statistics), from its caches."""
+        updated = dict(params)
+        for node, cache in zip(self.nodes, caches):
+            new = node.layer.state_updates(params.get(node.layer.name, {}), cache)
+            if new:
+                updated[node.layer.name] = {**updated[node.layer.name], **new}
+        return updated
 
     def to_current_backend(self):
         """Move the parameters to the current backend if they live on another; returns the name
@@ -117,33 +132,35 @@ class Graph:
         return source
 
     def count_params(self, trainable_only=False):
-        return sum(layer.count_params() for layer in self.layers if layer.trainable or not trainable_only)
+        return sum(layer.count_params(trainable_only) for layer in self.layers)
 
     def get_weights(self):
         """Every layer's arrays as NumPy arrays: kernel then bias, layer by layer (Keras' order)."""
         return [w for layer in self.layers for w in layer.get_weights()]
 
-    def set_weights(self, weights):
-        """Every shape is checked before any layer changes."""
+    @property
+    def num_weights(self):
+        return sum(layer.num_weights for layer in self.layers)
+
+    def check_weights(self, weights):
+        """Raise unless `weights` are arrays of every layer's shapes, in get_weights order."""
         if not isinstance(weights, (list, tuple)):
             raise invalid("weights", "a list of arrays (as get_weights() returns)", weights, InvalidTypeError)
-        expected = sum(len(layer.param_specs()) for layer in self.layers)
-        if len(weights) != expected:
-            raise invalid("weights", f"a list of {expected} arrays", f"a list of {len(weights)} arrays")
-        staged, start = [], 0
+        if len(weights) != self.num_weights:
+            raise invalid("weights", f"a list of {self.num_weights} arrays", f"a list of {len(weights)} arrays")
+        start = 0
         for layer in self.layers:
-            n = len(layer.param_specs())
-            for (name, (shape, _, _)), w in zip(layer.param_specs().items(), weights[start:start + n]):
-                if not hasattr(w, "shape"):
-                    raise invalid(f"weights ({layer.name}/{name})", f"an array of shape {tuple(shape)}",
-                                  w, InvalidTypeError)
-                if tuple(w.shape) != tuple(shape):
-                    raise invalid(f"weights ({layer.name}/{name})", f"shape {tuple(shape)}", tuple(w.shape))
-            staged.append((layer, weights[start:start + n]))
-            start += n
-        for layer, ws in staged:
-            if ws:
-                layer.set_weights(ws)
+            layer.check_weights(list(weights[start:start + layer.num_weights]))
+            start += layer.num_weights
+
+    def set_weights(self, weights):
+        """Every shape is checked before any layer changes."""
+        self.check_weights(weights)
+        start = 0
+        for layer in self.layers:
+            if layer.num_weights:
+                layer.set_weights(list(weights[start:start + layer.num_weights]))
+            start += layer.num_weights
 
     # ----- the passes ----------------------------------------------------------------------------
     def forward(self, params, x, training, key):
@@ -163,10 +180,11 @@ class Graph:
         """The last layer's pre-activation z (for a loss fused with its activation)."""
         return self.output_layer.preactivation(caches[-1])
 
-    def backward(self, params, caches, dy, from_preactivation=False):
-        """{layer name: {param name: dL/dparam}} for dy = dL/d(output) (or dL/dz of the last
-        layer's pre-activation): every node in reverse, summing where outputs fan out and over
-        the calls of a reused layer."""
+    def backward(self, params, caches, dy, from_preactivation=False, need_dx=False):
+        """(dL/dx of the graph's input or None, {layer name: {param name: dL/dparam}}) for
+        dy = dL/d(output) (or dL/dz of the last layer's pre-activation): every node in reverse,
+        summing where outputs fan out and over the calls of a reused layer. A node computes its
+        dL/dx only where something reads it (a node fed by the input: where `need_dx`)."""
         grads, pending = {}, {len(self.nodes): dy}
         for i in range(len(self.nodes) - 1, -1, -1):
             node = self.nodes[i]
@@ -174,16 +192,20 @@ class Graph:
             if d is None:
                 continue
             layer, layer_params = node.layer, params.get(node.layer.name, {})
-            if from_preactivation and i == len(self.nodes) - 1:
-                dx, g = layer.backward_from_preactivation(layer_params, caches[i], d)
-            else:
-                dx, g = layer.backward(layer_params, caches[i], d)
+            previous, layer.needs_input_grad = layer.needs_input_grad, need_dx or any(j != 0 for j in node.inputs)
+            try:
+                if from_preactivation and i == len(self.nodes) - 1:
+                    dx, g = layer.backward_from_preactivation(layer_params, caches[i], d)
+                else:
+                    dx, g = layer.backward(layer_params, caches[i], d)
+            finally:
+                layer.needs_input_grad = previous
             if g:
                 grads[layer.name] = _add(grads[layer.name], g) if layer.name in grads else g
             for source, ds in zip(node.inputs, dx if layer.multi_input else [dx]):
-                if source != 0 and ds is not None:
+                if ds is not None and (source != 0 or need_dx):
                     pending[source] = pending[source] + ds if source in pending else ds
-        return grads
+        return pending.get(0), grads
 
     def penalty(self, params):
         """The layers' weight penalties summed (0.0 without regularizers)."""

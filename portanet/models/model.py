@@ -13,7 +13,6 @@ from ..backend import get as _backend, place, transfer
 from ..errors import InvalidArgumentError, InvalidTypeError, invalid
 from ..layers import REGISTRY as LAYERS
 from ..layers.base import Layer, SymbolicTensor, unique_name
-from ..layers.core import Input, InputLayer
 from ..losses import Loss
 from ..metrics import Metric
 from ..optimizers import Optimizer
@@ -24,8 +23,13 @@ from . import saving
 from .graph import Graph
 
 
-class Model:
+@LAYERS.register()
+class Model(Layer):
     """A functional model: `Model(inputs=pn.Input((4,)), outputs=y)` for a graph of layer calls.
+
+    A model is also a layer: called on a tensor of a functional model (`z = encoder(inputs)`) or
+    put in a Sequential, it is one node whose forward and backward passes run its own graph, its
+    weights the weights of its layers (docs/architecture.md, "Models as layers").
 
     `device_data_budget` (bytes; PORTANET_DEVICE_DATA_BUDGET, default 2 GiB; settable per model):
     `fit` puts training data of at most this size (as floats) on the device once and gathers
@@ -38,10 +42,13 @@ class Model:
     """
 
     device_data_budget = feeding.budget_from_environment()
+    summary_shows_input = True  # Keras shows a functional model's InputLayer, not a Sequential's
 
     def __init__(self, inputs: SymbolicTensor | None = None, outputs: SymbolicTensor | None = None,
-                 name: str | None = None):
+                 name: str | None = None, trainable: bool = True):
+        # not Layer.__init__: a model's shapes and weights are its graph's
         self.name = name or unique_name("functional" if type(self) is Model else "sequential")
+        self.trainable = trainable
         self.graph = None
         self.optimizer = self.loss = None
         self.metrics, self.jit_compile = [], True
@@ -77,16 +84,19 @@ class Model:
     def output_shape(self):
         return self.graph.output_shape if self.graph is not None else None
 
-    def build(self, input_shape: tuple[int, ...] | None = None) -> None:
-        """Check `input_shape` (without the batch axis) against the model's and draw the weights.
-        A Sequential without an Input builds its layers for `input_shape`."""
+    def build(self, input_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
+        """Check `input_shape` (without the batch axis) against the model's and draw the weights
+        (if they are not yet); returns the output shape. A Sequential without an Input builds its
+        layers for `input_shape`."""
         if not self.built:
             if input_shape is None:
                 raise invalid("input_shape", "the shape of one example (without the batch axis)", input_shape)
             self._build_from_shape(tuple(input_shape))
         elif input_shape is not None and tuple(input_shape) != tuple(self.input_shape):
             raise invalid("input_shape", f"{tuple(self.input_shape)}, this model's input shape", tuple(input_shape))
-        self._init_params()
+        if not self.graph.has_params:
+            self._init_params()
+        return self.output_shape
 
     def _build_from_shape(self, shape):
         raise invalid("x", "data for a model built from portanet.Input", shape)
@@ -124,9 +134,9 @@ class Model:
         self.graph.params = value
         self.graph.backend_name = _backend().name
 
-    def count_params(self) -> int:
+    def count_params(self, trainable_only: bool = False) -> int:
         self._require_built("count_params")
-        return self.graph.count_params()
+        return 0 if trainable_only and not self.trainable else self.graph.count_params(trainable_only)
 
     def get_weights(self) -> list:
         """Every layer's arrays as NumPy arrays: kernel then bias, layer by layer (Keras' order)."""
@@ -295,17 +305,61 @@ class Model:
         with memory_hint(batch_size):
             return self.trainer.predict(x, batch_size)
 
-    def __call__(self, x, training=False):
-        """Forward pass on an array already on the backend (no batching, no validation)."""
-        if not self.built:
-            self._build_from_shape(tuple(x.shape[1:]))
-        return self.graph.forward(self.params, x, training, random.key(0) if training else None)[0]
+    # ----- the layer contract, for a model used as a layer --------------------------------------
+    # (called on an array already on the backend, Layer.__call__ runs the forward pass)
+    @property
+    def declared_input_shape(self):
+        return self.input_shape
+
+    @property
+    def needs_key(self):
+        return any(layer.needs_key for layer in self.layers)
+
+    @property
+    def has_weights(self):
+        return any(layer.has_weights for layer in self.layers)
+
+    @property
+    def weights_drawn(self):
+        return self.graph is not None and self.graph.has_params
+
+    @property
+    def num_weights(self):
+        return self.graph.num_weights
+
+    def init(self, key) -> dict:
+        """Fresh weights of every layer, drawn from `key`."""
+        return self.graph.draw(key)
+
+    def forward(self, params, x, training=False, key=None):
+        return self.graph.forward(params, x, training, key)
+
+    def backward(self, params, caches, dy):
+        return self.graph.backward(params, caches, dy, need_dx=self.needs_input_grad)
+
+    def trainable_params(self, params):
+        return self.graph.trainable_params(params) if self.trainable else {}
+
+    def trainable_flags(self):
+        return self.trainable, self.graph.trainable_flags()
+
+    def state_updates(self, params, caches):
+        return self.graph.state_updates(params, caches)
+
+    def penalty(self, params):
+        return self.graph.penalty(params)
+
+    def penalty_grads(self, params):
+        return self.graph.penalty_grads(params)
+
+    def check_weights(self, weights: list) -> None:
+        self.graph.check_weights(weights)
 
     # ----- summary, config, saving ---------------------------------------------------------------
     def summary(self, print_fn=print) -> None:
         """Layer names, types, output shapes and parameter counts, as Keras prints them."""
         self._require_built("summary")
-        self.graph.summary(self.name, print_fn, show_input=not isinstance(self, Sequential))
+        self.graph.summary(self.name, print_fn, show_input=self.summary_shows_input)
 
     def get_config(self) -> dict:
         return {"name": self.name, **(self.graph.get_config() if self.graph is not None else {})}
@@ -333,71 +387,11 @@ class Model:
         saving.load_weights(self, filepath)
 
 
-class Sequential(Model):
-    """A plain stack of layers: `Sequential([Input((784,)), Dense(40, activation="relu"), ...])`."""
-
-    def __init__(self, layers: list | None = None, name: str | None = None):
-        super().__init__(name=name)
-        self._stack, self._input = [], None
-        if layers is not None:
-            if not isinstance(layers, (list, tuple)):
-                raise invalid("layers", "a list of layers", layers, InvalidTypeError)
-            for layer in layers:
-                self.add(layer)
-
-    def add(self, layer: Layer | SymbolicTensor) -> None:
-        """Append a layer (or a portanet.Input declaring the example shape)."""
-        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
-            if self._stack or self._input is not None:
-                raise invalid("layer", "an Input only as the first entry", layer)
-            self._input = layer
-            return
-        if isinstance(layer, InputLayer):
-            return self.add(SymbolicTensor(layer.shape, layer))
-        if not isinstance(layer, Layer):
-            raise invalid("layer", "a portanet layer", layer, InvalidTypeError)
-        if layer.multi_input:
-            raise invalid("layer", "a single-input layer (use the functional Model for Add/Concatenate)",
-                          layer.name)
-        self._stack.append(layer)
-        shape = self._input.shape if self._input is not None else self._stack[0].declared_input_shape
-        if shape is not None:
-            self._build_from_shape(shape)
-
-    @property
-    def layers(self):
-        return list(self._stack)
-
-    @classmethod
-    def from_config(cls, config):
-        layers = [LAYERS.deserialize(entry) for entry in config["layers"]]
-        return cls([Input(tuple(config["input_shape"])), *layers], name=config.get("name"))
-
-    def pop(self) -> Layer:
-        """Remove the last layer and return it."""
-        layer = self._stack.pop()
-        self.graph = None
-        if self._stack and self._input is not None:
-            self._build_from_shape(self._input.shape)
-        return layer
-
-    def _build_from_shape(self, shape):
-        if not self._stack:
-            raise invalid("layers", "at least one layer before the model is used", [])
-        if self._input is None:
-            self._input = SymbolicTensor(shape, InputLayer(shape, name=unique_name("input_layer")))
-        tensor = self._input
-        for layer in self._stack:
-            tensor = layer(tensor)
-        self.graph = Graph(self._input, tensor)
-        self._check_loss_fits_output(self.loss)
-
-
 def load_model(filepath: str | os.PathLike, compile: bool = True) -> Model:
     """The model saved at `filepath`, on the current backend, whichever backend saved it: its
     architecture, weights and (with `compile`) compile settings and optimizer state."""
     config, compiled, tensors, metadata = saving.read_model(filepath)
-    model = (Sequential if config["class_name"] == "Sequential" else Model).from_config(config["config"])
+    model = LAYERS.deserialize(config)
     model._init_params(seed=0)
     if compile and compiled is not None:
         model.compile(optimizer=compiled["optimizer"], loss=compiled["loss"],

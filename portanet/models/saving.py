@@ -72,13 +72,17 @@ def load_weights(model, path):
 
 
 def _positional(tree, model, back=False):
-    """`tree` with every layer-name key replaced by the layer's position in the model (or back)."""
-    names = {layer.name: str(i) for i, layer in enumerate(model.layers)}
-    if back:
-        names = {v: k for k, v in names.items()}
-    if isinstance(tree, dict):
-        return {names.get(k, k): _positional(v, model, back) for k, v in tree.items()}
-    return tree
+    """`tree` with every layer-name key replaced by the layer's position in `model` (or back),
+    at any depth; under a model used as a layer, its own layers' names by their positions in it."""
+    if not isinstance(tree, dict):
+        return tree
+    keyed = {(str(i) if back else layer.name): (layer.name if back else str(i), layer)
+             for i, layer in enumerate(model.layers)}
+    out = {}
+    for key, value in tree.items():
+        new_key, layer = keyed.get(key, (key, None))
+        out[new_key] = _positional(value, layer if hasattr(layer, "layers") else model, back)
+    return out
 
 
 def _check_weights(model, tensors, params, path):

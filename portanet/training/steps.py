@@ -33,23 +33,40 @@ def objective(graph, loss, params, out, caches, y, gradients=True):
         value = value + loss_value
         if not gradients:
             return value, None
-        grads = graph.backward(params, caches, dz, from_preactivation=True)
+        _, grads = graph.backward(params, caches, dz, from_preactivation=True)
     else:
         loss_value, loss_cache = loss.forward(y, out)
         value = value + loss_value
         if not gradients:
             return value, None
-        grads = graph.backward(params, caches, loss.backward(loss_cache))
-    for name, g in graph.penalty_grads(params).items():
-        grads[name] = {k: v + g[k] if k in g else v for k, v in grads[name].items()}
-    return value, grads
+        _, grads = graph.backward(params, caches, loss.backward(loss_cache))
+    return value, _added(grads, graph.penalty_grads(params))
+
+
+def _added(grads, extra):
+    """grads + extra where extra has entries (nested dicts of arrays, matched by key)."""
+    if not isinstance(extra, dict):
+        return grads + extra
+    return {k: _added(v, extra[k]) if k in extra else v for k, v in grads.items()}
+
+
+def _merged(tree, new):
+    """`tree` with the entries of `new` (a sub-tree of it) replaced."""
+    if not isinstance(new, dict):
+        return new
+    return {k: _merged(v, new[k]) if k in new else v for k, v in tree.items()}
 
 
 def loss_and_grads(graph, loss, params, x, y, key):
     """(loss value, outputs, gradients) of one training batch."""
+    value, out, grads, _ = _training_pass(graph, loss, params, x, y, key)
+    return value, out, grads
+
+
+def _training_pass(graph, loss, params, x, y, key):
     out, caches = graph.forward(params, x, True, key)
     value, grads = objective(graph, loss, params, out, caches, y)
-    return value, out, grads
+    return value, out, grads, caches
 
 
 def batch_stats(metrics, value, out, y, n):
@@ -65,13 +82,16 @@ def add(totals, stats):
     return tree_map(lambda a, b: a + b, totals, stats)
 
 
-def make_train_step(graph, loss, optimizer, metrics, trainable):
-    """The train step of these parts; `trainable`: the names of the layers the optimizer updates."""
+def make_train_step(graph, loss, optimizer, metrics):
+    """The train step of these parts: the optimizer updates the graph's trainable parameters, then
+    the layers' non-trainable state (moving statistics) takes the values of this batch's pass."""
     def train_step(params, opt_state, totals, x, y, key, batch):
-        value, out, grads = loss_and_grads(graph, loss, params, x, y, None if key is None else random.fold_in(key, batch))
-        update = {name: p for name, p in params.items() if name in trainable}
-        new_params, opt_state = optimizer.update(update, {name: grads[name] for name in update}, opt_state)
-        return {**params, **new_params}, opt_state, add(totals, batch_stats(metrics, value, out, y, x.shape[0]))
+        value, out, grads, caches = _training_pass(graph, loss, params, x, y,
+                                                   None if key is None else random.fold_in(key, batch))
+        update = graph.trainable_params(params)
+        new_params, opt_state = optimizer.update(update, tree_map(lambda _, g: g, update, grads), opt_state)
+        params = graph.state_updates(_merged(params, new_params), caches)
+        return params, opt_state, add(totals, batch_stats(metrics, value, out, y, x.shape[0]))
     return train_step
 
 
@@ -121,7 +141,7 @@ class Steps:
     def _current(self):
         m = self.model
         parts = (_backend().name, floatx(), id(m.graph), id(m.loss), id(m.optimizer), tuple(map(id, m.metrics)),
-                 m.jit_compile, tuple(layer.trainable for layer in m.graph.layers))
+                 m.jit_compile, m.graph.trainable_flags())
         if parts != self.parts:
             self.parts, self.compiled, self.template = parts, {}, None
 
@@ -132,8 +152,7 @@ class Steps:
         if (name, donate) not in self.compiled:
             m = self.model
             if name in ("train", "chunk"):
-                trainable = {layer.name for layer in m.graph.layers if layer.trainable}
-                fn = make_train_step(m.graph, m.loss, m.optimizer, m.metrics, trainable)
+                fn = make_train_step(m.graph, m.loss, m.optimizer, m.metrics)
                 fn = make_chunk_step(fn) if name == "chunk" else fn
             elif name == "eval":
                 fn = make_eval_step(m.graph, m.loss, m.metrics)
