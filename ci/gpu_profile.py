@@ -45,7 +45,7 @@ def profile(model_name, backend):
     y = backend.asarray(rng.integers(0, 10, spec["batch"]).astype(np.int32))
     synchronize = backend.device.synchronize
     graph = model.graph
-    step = steps.make_train_step(graph, model.loss, model.optimizer, model.metrics)
+    step = steps.make_train_step(graph, model.heads, model.optimizer)
     rows = {}
     for fused in (True, False):   # with and without the fast paths
         label = "" if fused else ", no fast paths"
@@ -54,15 +54,15 @@ def profile(model_name, backend):
                 carry = [model.params, model.optimizer.init(model.params), model.steps.zero_totals()]
 
                 def run(fn=fn, carry=carry):
-                    carry[:] = fn(*carry, x, y, None, None)
+                    carry[:] = fn(*carry, (x,), (y,), (None,), None, None)
 
                 rows[f"step, {mode}{label}"] = milliseconds(run, synchronize)
             params, state = model.params, model.optimizer.init(model.params)
-            grads = steps.loss_and_grads(graph, model.loss, params, x, y, None)[2]
+            grads = steps.loss_and_grads(graph, model.heads, params, x, y)[2]
             rows[f"Adam update alone, eager{label}"] = milliseconds(
                 lambda: model.optimizer.update(params, grads, state), synchronize)
     rows["forward + backward alone, eager"] = milliseconds(
-        lambda: steps.loss_and_grads(graph, model.loss, params, x, y, None), synchronize)
+        lambda: steps.loss_and_grads(graph, model.heads, params, x, y), synchronize)
     print(f"\n{model_name} (batch {spec['batch']}) on {backend.device}: ms per step")
     for label, ms in rows.items():
         print(f"  {label:<42} {ms:8.3f}")

@@ -124,9 +124,14 @@ def limit(args, train, test):
     return train, test
 
 
-def fit(args, model, x, y, **options):
-    """model.fit with the command line's epochs and batch size, printing one line per epoch."""
-    return model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=VERBOSE, **options)
+def fit(args, model, x, y, callbacks=(), **options):
+    """model.fit with the command line's epochs and batch size, printing one line per epoch; the
+    History it returns also holds the seconds of each epoch (`history.seconds`)."""
+    timer = pn.callbacks.EpochTimer()
+    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=VERBOSE,
+                        callbacks=[*callbacks, timer], **options)
+    history.seconds = timer.seconds
+    return history
 
 
 def report(args, model, history, x_test, y_test, label=None):
@@ -135,7 +140,7 @@ def report(args, model, history, x_test, y_test, label=None):
     results = model.evaluate(x_test, y_test, batch_size=args.batch_size, verbose=0, return_dict=True)
     prefix = f"{label}: " if label else ""
     print(prefix + ", ".join(f"test {name}: {value:.4f}" for name, value in results.items()))
-    seconds = history.history["seconds"]
+    seconds = history.seconds
     if len(seconds) > 1:  # the first epoch includes compilation (JAX) and warm-up
         later = "epoch 2" if len(seconds) == 2 else f"epochs 2-{len(seconds)}"
         print(f"{prefix}seconds per epoch: {statistics.mean(seconds[1:]):.3g} "

@@ -71,7 +71,7 @@ def history(history, path=None, metrics=None, title=None):
     if isinstance(metrics, str):
         metrics = [metrics]
     if metrics is None:
-        metrics = [k for k in logs if not k.startswith("val_") and k not in ("seconds", "learning_rate")]
+        metrics = [k for k in logs if not k.startswith("val_") and k != "learning_rate"]
     missing = [m for m in metrics if m not in logs]
     if missing or not metrics:
         raise invalid("metrics", f"names among the logs {sorted(logs)}", metrics)

@@ -187,7 +187,7 @@ FIT = [
     ("feature-rank", lambda m: m.fit(X[:, :, None], Y), InvalidArgumentError, "Expected \\(batch, 5\\)"),
     ("label-out-of-range", lambda m: m.fit(X, Y + 5), InvalidArgumentError, "class indices in \\[0, 1\\]"),
     ("negative-label", lambda m: m.fit(X, Y - 1), InvalidArgumentError, "labels from -1"),
-    ("float-labels-sparse", lambda m: m.fit(X, Y.astype(np.float32)), InvalidTypeError, "float labels"),
+    ("fractional-labels-sparse", lambda m: m.fit(X, Y + 0.5), InvalidTypeError, "not whole numbers"),
     ("one-hot-for-sparse", lambda m: m.fit(X, np.eye(2)[Y]), InvalidArgumentError, "look one-hot"),
     ("empty", lambda m: m.fit(X[:0], Y[:0]), InvalidArgumentError, "non-empty"),
     ("object-dtype", lambda m: m.fit(np.array([[object()] * 5] * 120), Y), InvalidTypeError, "array of numbers"),

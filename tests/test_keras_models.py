@@ -60,8 +60,8 @@ def test_gradients_flow_through_a_nested_model(float64):
     model = pn.Model(inputs, Dense(2)(inner(hidden)))
     model.compile(optimizer="sgd", loss="mse")
     x, y = to_device(X[:7].astype(np.float64)), to_device(rng.standard_normal((7, 2)))
-    _, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
-    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0])),
+    _, _, grads = loss_and_grads(model.graph, model.heads, model.params, x, y, None)
+    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.heads, to_device(p), x, y, None)[0])),
                       to_host(model.params), to_host(grads))
 
 

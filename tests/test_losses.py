@@ -129,3 +129,90 @@ def test_loss_lookup_and_errors():
         losses.get("msee")
     with pytest.raises(TypeError, match="from_logits"):
         losses.BinaryCrossentropy(from_logits="yes")
+
+
+# ---- the losses added for Keras programs, checked against Keras 3 itself where it is installed ----
+
+def keras_case(name, batch=6, classes=4, seed=1):
+    r = np.random.default_rng(seed)
+    if name == "poisson":
+        return r.poisson(2.0, (batch, classes)).astype(float), np.exp(r.standard_normal((batch, classes)))
+    if name == "kl_divergence":
+        soft = lambda a: np.exp(a) / np.exp(a).sum(-1, keepdims=True)  # noqa: E731
+        return soft(r.standard_normal((batch, classes))), soft(r.standard_normal((batch, classes)))
+    if name in ("hinge", "squared_hinge"):  # {0, 1} labels: Keras maps them to {-1, 1}
+        return r.integers(0, 2, (batch, classes)).astype(float), r.standard_normal((batch, classes))
+    if name in ("binary_crossentropy",):
+        return r.integers(0, 2, (batch, classes)).astype(float), r.uniform(0.05, 0.95, (batch, classes))
+    if name in ("categorical_crossentropy", "sparse_categorical_crossentropy"):
+        p = np.exp(r.standard_normal((batch, classes)))
+        labels = r.integers(0, classes, batch)
+        return (labels if name.startswith("sparse") else np.eye(classes)[labels]), p / p.sum(-1, keepdims=True)
+    return r.standard_normal((batch, classes)), 2 * r.standard_normal((batch, classes))
+
+
+NEW = ["huber", "log_cosh", "poisson", "kl_divergence", "hinge", "squared_hinge", "cosine_similarity"]
+KERAS_CLASSES = {"huber": "Huber", "log_cosh": "LogCosh", "poisson": "Poisson", "kl_divergence": "KLDivergence",
+                 "hinge": "Hinge", "squared_hinge": "SquaredHinge", "cosine_similarity": "CosineSimilarity",
+                 "mean_squared_error": "MeanSquaredError", "mean_absolute_error": "MeanAbsoluteError",
+                 "binary_crossentropy": "BinaryCrossentropy", "categorical_crossentropy": "CategoricalCrossentropy",
+                 "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy"}
+
+
+@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_new_loss_gradients(float64, name, weighted):
+    loss = losses.get(name)
+    y, pred = keras_case(name)
+    w = np.linspace(0.0, 2.0, y.shape[0]) if weighted else None
+    value, cache = loss.forward(to_device(y), to_device(pred), None if w is None else to_device(w))
+    grad = to_host(loss.backward(cache))
+    directional_check(lambda p: float(to_host(loss(to_device(y), to_device(p), None if w is None else to_device(w)))),
+                      pred, grad, eps=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_new_losses_match_reference_on_every_backend(backend, name):
+    y, pred = keras_case(name)
+    w = np.linspace(0.5, 1.5, y.shape[0])
+
+    def run(y, pred, w):
+        value, cache = losses.get(name).forward(y, pred, w)
+        return [value, losses.get(name).backward(cache)]
+
+    assert_matches_reference(backend, run, y, pred, w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def keras():
+    pytest.importorskip("jax")
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras is imported with another backend")
+    return keras
+
+
+@pytest.mark.parametrize("name", NEW + NAMES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_losses_against_keras(keras, name, weighted):
+    """Value and gradient, with and without sample weights, equal Keras 3's (autodiff on JAX)."""
+    import jax
+    jnp = jax.numpy
+    y, pred = keras_case(name)
+    w = np.array([0.0, 0.5, 1.0, 1.5, 2.0, 3.0]) if weighted else None
+    with B.use("numpy", floatx="float64"):
+        value, cache = losses.get(name).forward(y, pred, w)
+        grad = losses.get(name).backward(cache)
+    reference = getattr(keras.losses, KERAS_CLASSES[name])()
+    with B.use("jax", floatx="float64"):
+        ref_value, ref_grad = jax.value_and_grad(
+            lambda p: reference(jnp.asarray(y), p, sample_weight=None if w is None else jnp.asarray(w)))(jnp.asarray(pred))
+    np.testing.assert_allclose(value, float(ref_value), rtol=1e-5)
+    np.testing.assert_allclose(grad, np.asarray(ref_grad), rtol=1e-4, atol=1e-7)
+
+
+def test_a_plain_function_as_loss_is_refused_with_guidance():
+    with pytest.raises(TypeError, match="per_example_grad"):
+        losses.get(lambda y, p: ((y - p) ** 2).mean())

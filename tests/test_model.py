@@ -163,11 +163,11 @@ def test_functional_branch_and_merge_gradients(float64):
     model = branch_and_merge()
     model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     x, y = to_device(X[:10].astype(np.float64)), B.get().asarray(Y[:10].astype(np.int32))
-    value, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
+    value, _, grads = loss_and_grads(model.graph, model.heads, model.params, x, y, None)
     params = to_host(model.params)
 
     def loss(p):
-        return float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0]))
+        return float(to_host(loss_and_grads(model.graph, model.heads, to_device(p), x, y, None)[0]))
 
     directional_check(loss, params, to_host(grads), rtol=1e-6)
 
@@ -190,8 +190,8 @@ def test_reused_layer_sums_gradients(float64):
     model.compile(optimizer="sgd", loss="mse")
     x = to_device(rng.standard_normal((5, 4)))
     y = to_device(rng.standard_normal((5, 2)))
-    _, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
-    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0])),
+    _, _, grads = loss_and_grads(model.graph, model.heads, model.params, x, y, None)
+    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.heads, to_device(p), x, y, None)[0])),
                       to_host(model.params), to_host(grads))
 
 
@@ -201,8 +201,8 @@ def test_regularization_is_in_loss_and_gradient(float64):
                            Dense(3, activation="softmax", kernel_regularizer=pn.regularizers.l1(0.01))])
     model.compile(optimizer="sgd", loss="categorical_crossentropy")
     x, y = to_device(X[:7].astype(np.float64)), to_device(np.eye(3)[Y[:7]])
-    _, _, grads = loss_and_grads(model.graph, model.loss, model.params, x, y, None)
-    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.loss, to_device(p), x, y, None)[0])),
+    _, _, grads = loss_and_grads(model.graph, model.heads, model.params, x, y, None)
+    directional_check(lambda p: float(to_host(loss_and_grads(model.graph, model.heads, to_device(p), x, y, None)[0])),
                       to_host(model.params), to_host(grads))
 
 

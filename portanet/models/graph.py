@@ -1,9 +1,9 @@
 """The graph of a model: its layer calls (nodes), shapes and parameters, and the forward and
 backward passes through them (docs/architecture.md, "Graph, steps, trainer").
 
-    graph = Graph(inputs, outputs)                     # symbolic tensors of a functional model
+    graph = Graph(inputs, outputs)                     # symbolic tensors (or lists) of a functional model
     out, caches = graph.forward(params, x, training, key)
-    grads = graph.backward(params, caches, dy)         # {layer name: {param name: gradient}}
+    dx, grads = graph.backward(params, caches, dy)     # grads: {layer name: {param name: gradient}}
 
 The forward and backward passes are pure functions of the parameters passed in; the layers keep
 the model's current parameters between steps (`graph.params`).
@@ -18,22 +18,35 @@ from ..tree import tree_map
 
 
 class Node:
-    """One layer call: `layer` applied to the values at `inputs` (0 is the graph's input, i + 1
-    the output of node i)."""
+    """One layer call: `layer` applied to the values at `inputs` (value i < k is the graph's input
+    i, value k + j the output of node j, for k inputs)."""
 
     def __init__(self, layer, inputs):
         self.layer, self.inputs = layer, tuple(inputs)
 
 
+def _tensors(value, name):
+    """A list of symbolic tensors from one tensor, a list/tuple or a dict of them."""
+    tensors = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(
+        value, (list, tuple)) else [value]
+    if not tensors or not all(isinstance(t, SymbolicTensor) for t in tensors):
+        raise invalid(name, "a tensor (or a list of tensors) from portanet.Input and layer calls", value,
+                      InvalidTypeError)
+    return tensors
+
+
 class Graph:
-    """The layer calls from one input to one output, each node after the nodes it reads."""
+    """The layer calls from the inputs to the outputs, each node after the nodes it reads."""
 
     def __init__(self, inputs, outputs):
-        if not isinstance(inputs, SymbolicTensor) or not isinstance(inputs.layer, InputLayer):
-            raise invalid("inputs", "the tensor returned by portanet.Input(shape)", inputs, InvalidTypeError)
-        if not isinstance(outputs, SymbolicTensor):
-            raise invalid("outputs", "a tensor computed from `inputs` by layer calls", outputs, InvalidTypeError)
-        index, nodes = {id(inputs): 0}, []
+        inputs, outputs = _tensors(inputs, "inputs"), _tensors(outputs, "outputs")
+        for t in inputs:
+            if not isinstance(t.layer, InputLayer):
+                raise invalid("inputs", "tensors returned by portanet.Input(shape)", t.layer.name, InvalidTypeError)
+        names = [t.layer.name for t in inputs]
+        if len(set(names)) != len(names):
+            raise invalid("inputs", "distinct Input tensors", names)
+        index, nodes = {id(t): i for i, t in enumerate(inputs)}, []
 
         def visit(tensor):
             if id(tensor) in index:
@@ -43,11 +56,12 @@ class Graph:
                               f"a tensor from another input ({tensor.layer.name})")
             sources = [visit(t) for t in tensor.inputs]
             nodes.append(Node(tensor.layer, sources))
-            index[id(tensor)] = len(nodes)
-            return len(nodes)
+            index[id(tensor)] = len(inputs) + len(nodes) - 1
+            return index[id(tensor)]
 
-        visit(outputs)
-        self.nodes, self.input_layer, self.input_shape = nodes, inputs.layer, inputs.shape
+        self.outputs = [visit(t) for t in outputs]  # the value index of each output
+        self.nodes, self.input_layers = nodes, [t.layer for t in inputs]
+        self.output_layers = [t.layer for t in outputs]
         self.backend_name = None  # where the parameters live, once drawn
 
     # ----- structure -----------------------------------------------------------------------------
@@ -57,17 +71,44 @@ class Graph:
         return list({id(node.layer): node.layer for node in self.nodes}.values())
 
     @property
+    def input_shapes(self):
+        return [layer.shape for layer in self.input_layers]
+
+    @property
+    def input_names(self):
+        return [layer.name for layer in self.input_layers]
+
+    @property
+    def input_shape(self):
+        """One input's shape; a list of shapes for several inputs (as Keras)."""
+        shapes = self.input_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shapes(self):
+        return [self._value_shape(i) for i in self.outputs]
+
+    @property
     def output_shape(self):
-        return self.nodes[-1].layer.output_shape
+        shapes = self.output_shapes
+        return shapes[0] if len(shapes) == 1 else shapes
 
     @property
-    def output_layer(self):
-        return self.nodes[-1].layer
+    def output_names(self):
+        """Keras' names of the outputs: their layers' names."""
+        return [layer.name for layer in self.output_layers]
 
-    @property
-    def output_activation(self):
-        """The name of the last layer's activation (None if it has none): a loss may fuse with it."""
-        layer = self.output_layer
+    def _value_shape(self, i):
+        k = len(self.input_layers)
+        return self.input_layers[i].shape if i < k else self.nodes[i - k].layer.output_shape
+
+    def output_activation(self, o=0):
+        """The name of output o's activation where a loss may fuse with it: the output's layer has
+        an activation and nothing but the loss reads the output (None otherwise)."""
+        i, k = self.outputs[o], len(self.input_layers)
+        if i < k or self.outputs.count(i) > 1 or any(i in node.inputs for node in self.nodes):
+            return None
+        layer = self.nodes[i - k].layer
         return layer.activation.name if isinstance(layer, ActivatedLayer) else None
 
     # ----- parameters ----------------------------------------------------------------------------
@@ -164,8 +205,10 @@ class Graph:
 
     # ----- the passes ----------------------------------------------------------------------------
     def forward(self, params, x, training, key):
-        """(output, caches): every node in order; node i's random key is fold_in(key, i)."""
-        values, caches = [x], []
+        """(outputs, caches) for x, one array per input (a list, or the array for one input):
+        every node in order, node i's random key fold_in(key, i). The outputs are a list, or the
+        array for one output."""
+        values, caches = list(x) if len(self.input_layers) > 1 else [x], []
         for i, node in enumerate(self.nodes):
             layer = node.layer
             args = [values[j] for j in node.inputs]
@@ -174,38 +217,47 @@ class Graph:
                                      training=training, key=node_key)
             values.append(y)
             caches.append(cache)
-        return values[-1], caches
+        outputs = [values[i] for i in self.outputs]
+        return (outputs if len(outputs) > 1 else outputs[0]), caches
 
-    def preactivation(self, caches):
-        """The last layer's pre-activation z (for a loss fused with its activation)."""
-        return self.output_layer.preactivation(caches[-1])
+    def preactivation(self, caches, o=0):
+        """Output o's pre-activation z (for a loss fused with its activation)."""
+        node = self.outputs[o] - len(self.input_layers)
+        return self.nodes[node].layer.preactivation(caches[node])
 
-    def backward(self, params, caches, dy, from_preactivation=False, need_dx=False):
-        """(dL/dx of the graph's input or None, {layer name: {param name: dL/dparam}}) for
-        dy = dL/d(output) (or dL/dz of the last layer's pre-activation): every node in reverse,
-        summing where outputs fan out and over the calls of a reused layer. A node computes its
-        dL/dx only where something reads it (a node fed by the input: where `need_dx`)."""
-        grads, pending = {}, {len(self.nodes): dy}
-        for i in range(len(self.nodes) - 1, -1, -1):
-            node = self.nodes[i]
-            d = pending.pop(i + 1, None)
+    def backward(self, params, caches, dy, fused=(), need_dx=False):
+        """(dL/dx of the inputs (a list, or one array; None where nothing needs it), {layer name:
+        {param name: dL/dparam}}) for dy = dL/d(outputs) (a list, or one array; None for an
+        output without a loss); for the outputs listed in `fused`, dy is dL/dz of the output
+        layer's pre-activation. Every node in reverse, summing where values fan out and over the
+        calls of a reused layer. A node computes its dL/dx only where something reads it (a node
+        fed by an input: where `need_dx`)."""
+        k, pending, grads = len(self.input_layers), {}, {}
+        from_preactivation = {self.outputs[o] for o in fused}
+        for i, d in zip(self.outputs, dy if len(self.outputs) > 1 else [dy]):
+            if d is not None:
+                pending[i] = pending[i] + d if i in pending else d
+        for n in range(len(self.nodes) - 1, -1, -1):
+            node = self.nodes[n]
+            d = pending.pop(k + n, None)
             if d is None:
                 continue
             layer, layer_params = node.layer, params.get(node.layer.name, {})
-            previous, layer.needs_input_grad = layer.needs_input_grad, need_dx or any(j != 0 for j in node.inputs)
+            previous, layer.needs_input_grad = layer.needs_input_grad, need_dx or any(j >= k for j in node.inputs)
             try:
-                if from_preactivation and i == len(self.nodes) - 1:
-                    dx, g = layer.backward_from_preactivation(layer_params, caches[i], d)
+                if k + n in from_preactivation:
+                    dx, g = layer.backward_from_preactivation(layer_params, caches[n], d)
                 else:
-                    dx, g = layer.backward(layer_params, caches[i], d)
+                    dx, g = layer.backward(layer_params, caches[n], d)
             finally:
                 layer.needs_input_grad = previous
             if g:
                 grads[layer.name] = _add(grads[layer.name], g) if layer.name in grads else g
             for source, ds in zip(node.inputs, dx if layer.multi_input else [dx]):
-                if ds is not None and (source != 0 or need_dx):
+                if ds is not None and (source >= k or need_dx):
                     pending[source] = pending[source] + ds if source in pending else ds
-        return pending.get(0), grads
+        dx = [pending.get(i) for i in range(k)]
+        return (dx if k > 1 else dx[0]), grads
 
     def penalty(self, params):
         """The layers' weight penalties summed (0.0 without regularizers)."""
@@ -226,7 +278,7 @@ class Graph:
         rows = [(f"{layer.name} ({type(layer).__name__})", str((None, *layer.output_shape)),
                  f"{layer.count_params():,}") for layer in self.layers]
         if show_input:
-            rows.insert(0, (f"{self.input_layer.name} (InputLayer)", str((None, *self.input_shape)), "0"))
+            rows[:0] = [(f"{layer.name} (InputLayer)", str((None, *layer.shape)), "0") for layer in self.input_layers]
         widths = (max(28, *(len(r[0]) + 2 for r in rows)), max(26, *(len(r[1]) + 2 for r in rows)), 12)
         line = "_" * sum(widths)
         total, trainable = self.count_params(), self.count_params(trainable_only=True)
@@ -241,23 +293,28 @@ class Graph:
         print_fn("\n".join(out))
 
     def get_config(self):
-        """The input shape, every layer serialized, and which layer each node calls on what."""
+        """The inputs, every layer serialized, which layer each node calls on what, and the
+        outputs (value indices, as in Node)."""
         position = {id(layer): i for i, layer in enumerate(self.layers)}
-        return {"input_shape": list(self.input_shape),
+        return {"inputs": [{"shape": list(layer.shape), "name": layer.name} for layer in self.input_layers],
                 "layers": [_LAYERS.serialize(layer) for layer in self.layers],
-                "nodes": [{"layer": position[id(node.layer)], "inputs": list(node.inputs)} for node in self.nodes]}
+                "nodes": [{"layer": position[id(node.layer)], "inputs": list(node.inputs)} for node in self.nodes],
+                "outputs": list(self.outputs)}
 
     @classmethod
     def from_config(cls, config):
-        """The graph `get_config` described, with new (unbuilt, unparameterized) layers."""
+        """The graph `get_config` described, with new (unbuilt, unparameterized) layers. (Files
+        before version 0.3 have one "input_shape" and their last node as the output.)"""
         layers = [_LAYERS.deserialize(entry) for entry in config["layers"]]
-        inputs = Input(tuple(config["input_shape"]))
-        values = [inputs]
+        specs = config["inputs"] if "inputs" in config else [{"shape": config["input_shape"]}]
+        values = [Input(tuple(spec["shape"]), name=spec.get("name")) for spec in specs]
+        inputs = list(values)
         for node in config["nodes"]:
             layer = layers[node["layer"]]
             args = [values[i] for i in node["inputs"]]
             values.append(layer(args if layer.multi_input else args[0]))
-        return cls(inputs, values[-1])
+        outputs = [values[i] for i in config.get("outputs", [len(values) - 1])]
+        return cls(inputs, outputs)
 
 
 def _add(a, b):

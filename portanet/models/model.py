@@ -5,27 +5,25 @@ A model is a thin front over three parts (docs/architecture.md, "Graph, steps, t
 step functions, compiled once) and its `trainer` (the host loop). The front checks every argument
 before anything changes, then hands over.
 """
-import math
 import os
 
-from .. import callbacks as callbacks_module, losses, metrics as metrics_module, optimizers, random
+from .. import random
 from ..backend import get as _backend, place, transfer
-from ..errors import InvalidArgumentError, InvalidTypeError, invalid
+from ..errors import InvalidArgumentError, invalid
 from ..layers import REGISTRY as LAYERS
 from ..layers.base import Layer, SymbolicTensor, unique_name
-from ..losses import Loss
-from ..metrics import Metric
-from ..optimizers import Optimizer
-from ..training import data, feeding
+from ..training import feeding, heads as heads_module
 from ..training.steps import Steps
-from ..training.trainer import Trainer, memory_hint
+from ..training.trainer import Trainer
 from . import saving
+from .fitting import Fitting
 from .graph import Graph
 
 
 @LAYERS.register()
-class Model(Layer):
-    """A functional model: `Model(inputs=pn.Input((4,)), outputs=y)` for a graph of layer calls.
+class Model(Fitting, Layer):
+    """A functional model: `Model(inputs=pn.Input((4,)), outputs=y)` for a graph of layer calls;
+    `Model(inputs=[a, b], outputs=[y1, y2])` for several inputs and outputs.
 
     A model is also a layer: called on a tensor of a functional model (`z = encoder(inputs)`) or
     put in a Sequential, it is one node whose forward and backward passes run its own graph, its
@@ -35,7 +33,8 @@ class Model(Layer):
     `fit` puts training data of at most this size (as floats) on the device once and gathers
     each batch there; larger data is sent batch by batch.
 
-    Training state: `optimizer`, `loss`, `metrics` (after `compile`); `opt_state` (the optimizer's
+    Training state: `optimizer`, `loss`, `metrics`, `heads` (each output's loss and metrics,
+    after `compile`); `opt_state` (the optimizer's
     state, once training started); `history` (of the last `fit`); `seed` (of the weights and of
     dropout); `initial_epoch` (the epochs trained so far: 0, or those a loaded checkpoint had);
     `stop_training` (set by callbacks).
@@ -44,16 +43,17 @@ class Model(Layer):
     device_data_budget = feeding.budget_from_environment()
     summary_shows_input = True  # Keras shows a functional model's InputLayer, not a Sequential's
 
-    def __init__(self, inputs: SymbolicTensor | None = None, outputs: SymbolicTensor | None = None,
+    def __init__(self, inputs: SymbolicTensor | list | None = None, outputs: SymbolicTensor | list | None = None,
                  name: str | None = None, trainable: bool = True):
         # not Layer.__init__: a model's shapes and weights are its graph's
         self.name = name or unique_name("functional" if type(self) is Model else "sequential")
         self.trainable = trainable
         self.graph = None
-        self.optimizer = self.loss = None
+        self.optimizer = self.loss = self.heads = None
         self.metrics, self.jit_compile = [], True
         self.opt_state = self.history = self.seed = None
         self.initial_epoch, self.stop_training, self.warned_not_finite = 0, False, False
+        self.batches_trained = 0  # train_on_batch calls: each draws its own dropout masks
         self.steps, self.trainer = Steps(self), Trainer(self)
         if inputs is not None or outputs is not None:
             self.graph = Graph(inputs, outputs)
@@ -78,11 +78,27 @@ class Model(Layer):
 
     @property
     def input_shape(self):
+        """The shape of one example (a list of shapes for several inputs)."""
         return self.graph.input_shape if self.graph is not None else None
 
     @property
     def output_shape(self):
         return self.graph.output_shape if self.graph is not None else None
+
+    @property
+    def input_names(self):
+        return self.graph.input_names if self.graph is not None else []
+
+    @property
+    def output_names(self):
+        """The outputs' layer names (Keras' keys for per-output losses, metrics and logs)."""
+        if self.graph is not None:
+            return self.graph.output_names
+        return [self.layers[-1].name] if self.layers else ["output"]
+
+    @property
+    def multi_input(self):
+        return self.graph is not None and len(self.graph.input_layers) > 1
 
     def build(self, input_shape: tuple[int, ...] | None = None) -> tuple[int, ...]:
         """Check `input_shape` (without the batch axis) against the model's and draw the weights
@@ -92,8 +108,8 @@ class Model(Layer):
             if input_shape is None:
                 raise invalid("input_shape", "the shape of one example (without the batch axis)", input_shape)
             self._build_from_shape(tuple(input_shape))
-        elif input_shape is not None and tuple(input_shape) != tuple(self.input_shape):
-            raise invalid("input_shape", f"{tuple(self.input_shape)}, this model's input shape", tuple(input_shape))
+        elif input_shape is not None and _shapes(input_shape) != _shapes(self.input_shape):
+            raise invalid("input_shape", f"{self.input_shape}, this model's input shape", input_shape)
         if not self.graph.has_params:
             self._init_params()
         return self.output_shape
@@ -164,148 +180,13 @@ class Model(Layer):
             self.graph.trainable_params(self.params))
         self.opt_state = place(self.optimizer.with_learning_rate(state, value))
 
-    # ----- compile, fit, evaluate, predict ------------------------------------------------------
-    def compile(self, optimizer: str | dict | Optimizer = "rmsprop", loss: str | dict | Loss | None = None,
-                metrics: list | str | Metric | None = None, jit_compile: bool | str = "auto") -> None:
-        """Choose the optimizer, the loss and the metrics, as in Keras.
-
-        Args:
-            optimizer: a name ("adam", "sgd", ... with Keras' defaults), a config dict, or a
-                portanet.optimizers.Optimizer.
-            loss: a name ("sparse_categorical_crossentropy", "mse", ...) or a portanet.losses.Loss.
-            metrics: a list of names ("accuracy", "precision", ...) or portanet.metrics.Metric.
-            jit_compile: "auto" or True compiles the steps where the backend can (JAX with XLA,
-                CuPy as CUDA graphs); False runs them op by op.
-        """
-        if jit_compile not in ("auto", True, False):
-            raise invalid("jit_compile", "'auto', True or False", jit_compile)
-        optimizer = optimizers.get(optimizer)
-        if loss is None:
-            raise invalid("loss", "a loss name or portanet.losses.Loss", loss, InvalidTypeError)
-        loss = losses.get(loss)
-        metrics = [] if metrics is None else [metrics] if isinstance(metrics, (str, metrics_module.Metric)) else metrics
-        if not isinstance(metrics, (list, tuple)):
-            raise invalid("metrics", "a list of metric names or Metric objects", metrics, InvalidTypeError)
-        metrics = [metrics_module.get(m, loss) for m in metrics]
-        names = [m.name for m in metrics]
-        if len(set(names)) != len(names) or "loss" in names:
-            raise invalid("metrics", "distinct metrics", names)
-        self._check_loss_fits_output(loss)
-        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
-        self.jit_compile = jit_compile is not False
-        self.opt_state = None
-
-    def _check_loss_fits_output(self, loss):
-        if loss is None or not self.built:
-            return
-        out = self.output_shape
-        if loss.fused_activation == "softmax" and len(out) > 1:
-            raise invalid("loss", f"a model whose output is (None, classes) for {loss.name}; this model's "
-                          f"output is {(None, *out)}: add a Flatten layer before the first Dense", loss.name)
-        if loss.label_kind == "sparse" and out[-1] < 2:
-            raise invalid("loss", f"a loss for a single output such as binary_crossentropy or mse (the model "
-                          f"has output shape {(None, *out)})", loss.name)
-
-    def _require_compiled(self, what):
-        if self.optimizer is None or self.loss is None:
-            raise InvalidArgumentError(
-                f"You must call `compile()` before `{what}`: model '{self.name}' has no optimizer and loss yet.")
-
-    def _prepare(self, x, name="x"):
-        """Validate host features (the argument called `name`), building a Sequential on its first data."""
-        x = data.as_array(x, name)
-        data.check_features(x, None, name)
-        if not self.built:
-            self._build_from_shape(tuple(x.shape[1:]))
-        data.check_features(x, self.input_shape, name)
-        self._ensure_params()
-        return x
-
-    def _prepare_xy(self, x, y, check_finite=True, names=("x", "y")):
-        x = self._prepare(x, names[0])
-        y = data.as_array(y, names[1])
-        data.check_same_length(x, y, names)
-        y = data.check_labels(y, self.loss, self.output_shape, names[1])
-        if check_finite:
-            data.check_finite(x, names[0])
-            data.check_finite(y, names[1])
-        return x, y
-
-    def fit(self, x=None, y=None, batch_size: int | None = None, epochs: int = 1, verbose: int | str = "auto",
-            callbacks: list | None = None, validation_split: float = 0.0, validation_data: tuple | None = None,
-            shuffle: bool = True, initial_epoch: int = 0, seed: int | None = None,
-            check_finite: bool = True) -> callbacks_module.History:
-        """Train on (x, y) for `epochs` epochs, as Keras' `fit`; everything is checked first.
-
-        Args:
-            x, y: host arrays (NumPy, lists, or DLPack arrays), examples along axis 0.
-            batch_size: examples per step (default 32); the last batch of an epoch may be smaller.
-            epochs: train until this epoch (counting from `initial_epoch`).
-            verbose: "auto" or 1 (a progress bar), 2 (one line per epoch), 0 (silent).
-            callbacks: a list of portanet.callbacks.Callback.
-            validation_split: the fraction of (x, y) held out for validation: its last examples,
-                taken before shuffling (Keras' rule).
-            validation_data: (x_val, y_val), evaluated after every epoch (instead of a split).
-            shuffle: shuffle the examples every epoch (seeded by `seed` and the epoch).
-            initial_epoch: the epoch to start from (resuming, e.g. from `model.initial_epoch`).
-            seed: of the shuffling and of dropout (default: the model's weights seed).
-            check_finite: refuse data holding NaN or Inf (naming the first bad example).
-
-        Returns:
-            The History: `history.history["loss"]`, `["val_loss"]`, each metric, per epoch.
-        """
-        self._require_compiled("fit()")
-        batch_size = data.check_batch_size(batch_size)
-        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise invalid(name, "a non-negative int", value)
-        verbose = data.check_verbose(verbose)
-        split = data.check_validation_split(validation_split)
-        x, y = self._prepare_xy(x, y, check_finite)
-        self._check_loss_fits_output(self.loss)
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise invalid("validation_data", "a tuple (x_val, y_val)", type(validation_data).__name__,
-                              InvalidTypeError)
-            val = self._prepare_xy(*validation_data, check_finite, names=("validation_data[0]", "validation_data[1]"))
-            train = (x, y)
-        else:
-            train, val = data.split_tail(x, y, split)
-        callback_list = callbacks_module.CallbackList(callbacks, model=self, verbose=verbose, epochs=epochs,
-                                                      steps=math.ceil(len(train[0]) / batch_size))
-        if seed is None:
-            seed = self.seed if self.seed is not None else data.new_seed()
-        with memory_hint(batch_size):
-            return self.trainer.fit(train, val, batch_size, epochs, shuffle, initial_epoch, seed, callback_list)
-
-    def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose: int | str = "auto",
-                 return_dict: bool = False, check_finite: bool = True) -> float | list | dict:
-        """Loss and metrics on (x, y), in batches of `batch_size` (default 32), in inference mode.
-
-        Returns [loss, *metrics] (a float without metrics), or a dict with `return_dict`;
-        `verbose` prints them."""
-        self._require_compiled("evaluate()")
-        batch_size = data.check_batch_size(batch_size)
-        verbose = data.check_verbose(verbose)
-        x, y = self._prepare_xy(x, y, check_finite)
-        with memory_hint(batch_size):
-            logs = self.trainer.evaluate(x, y, batch_size)
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
-        if return_dict:
-            return logs
-        values = list(logs.values())
-        return values[0] if len(values) == 1 else values
-
-    def predict(self, x, batch_size: int | None = None, verbose: int | str = 0):
-        """The model's outputs for x as a NumPy array, in batches of `batch_size` (default 32),
-        in inference mode (dropout off)."""
-        batch_size = data.check_batch_size(batch_size)
-        x = self._prepare(x)
-        with memory_hint(batch_size):
-            return self.trainer.predict(x, batch_size)
-
     # ----- the layer contract, for a model used as a layer --------------------------------------
+    def __call__(self, inputs, training=False):
+        if self.graph is not None and len(self.graph.outputs) > 1:
+            raise invalid("inputs", f"a model with one output to call as a layer ('{self.name}' has "
+                          f"{len(self.graph.outputs)}: build the larger model from its layers' outputs)", self.name)
+        return super().__call__(inputs, training)
+
     # (called on an array already on the backend, Layer.__call__ runs the forward pass)
     @property
     def declared_input_shape(self):
@@ -386,6 +267,14 @@ class Model(Layer):
         self._require_built("load_weights")
         saving.load_weights(self, filepath)
 
+    def load_checkpoint(self, filepath: str | os.PathLike) -> None:
+        """Load the weights, the optimizer state and the training position (seed, epochs done)
+        saved by `save` into this compiled model of the same architecture, to resume training."""
+        self._require_built("load_checkpoint")
+        self._require_compiled("load_checkpoint")
+        self._ensure_params()
+        saving.load_checkpoint(self, filepath)
+
 
 def load_model(filepath: str | os.PathLike, compile: bool = True) -> Model:
     """The model saved at `filepath`, on the current backend, whichever backend saved it: its
@@ -394,7 +283,11 @@ def load_model(filepath: str | os.PathLike, compile: bool = True) -> Model:
     model = LAYERS.deserialize(config)
     model._init_params(seed=0)
     if compile and compiled is not None:
-        model.compile(optimizer=compiled["optimizer"], loss=compiled["loss"],
-                      metrics=[metrics_module.get(m, losses.get(compiled["loss"])) for m in compiled["metrics"]])
+        model.compile(optimizer=compiled["optimizer"], **heads_module.deserialize(compiled))
     saving.restore(model, tensors, metadata, filepath)
     return model
+
+
+def _shapes(shape):
+    """A shape, or a list of shapes, as tuples (to compare)."""
+    return [tuple(s) for s in shape] if shape and isinstance(shape[0], (list, tuple)) else tuple(shape)

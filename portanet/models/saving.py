@@ -9,7 +9,8 @@ shape) and the training position (seed, epochs done).
 """
 import json
 
-from .. import io, losses, metrics, optimizers
+from .. import io, optimizers
+from ..training import heads
 from ..backend import get as _backend
 from ..io import ModelFileError, json_entry
 from ..tree import tree_map
@@ -24,10 +25,9 @@ def save_model(model, path, include_optimizer=True, weights_only=False):
                 "weights_only": json.dumps(weights_only)}
     if not weights_only:
         metadata["model"] = json.dumps({"class_name": type(model).__name__, "config": model.get_config()})
-        if model.loss is not None:
+        if model.heads is not None:
             metadata["compile"] = json.dumps({"optimizer": optimizers.serialize(model.optimizer),
-                                              "loss": losses.serialize(model.loss),
-                                              "metrics": [metrics.serialize(m) for m in model.metrics]})
+                                              **heads.serialize(model.heads)})
     if include_optimizer and model.opt_state is not None:
         tensors.update({name: backend.to_numpy(a)
                         for name, a in io.flatten(_positional(model.opt_state, model), "optimizer")})
@@ -43,7 +43,8 @@ def read_model(path):
         raise ModelFileError(f"{path!r} holds weights only; build the model and call model.load_weights().")
     spec = json_entry(metadata, "model", path)
     if not isinstance(spec, dict) or spec.get("class_name") not in ("Sequential", "Model") or not isinstance(
-            spec.get("config"), dict) or not {"input_shape", "layers", "nodes"} <= set(spec["config"]):
+            spec.get("config"), dict) or not {"layers", "nodes"} <= set(spec["config"]) or not (
+            {"inputs", "input_shape"} & set(spec["config"])):
         raise ModelFileError(f"{path!r} has an unknown or damaged architecture: {str(spec)[:200]}")
     compiled = json_entry(metadata, "compile", path) if "compile" in metadata else None
     return spec, compiled, tensors, metadata
@@ -69,6 +70,12 @@ def load_weights(model, path):
     """Load the weights saved at `path` into a built model of the same architecture."""
     tensors, metadata = io.read(path)
     restore(model, tensors, {k: v for k, v in metadata.items() if k != "training"}, path)
+
+
+def load_checkpoint(model, path):
+    """Weights, optimizer state and training position from a whole-model file into `model`."""
+    tensors, metadata = io.read(path)
+    restore(model, tensors, metadata, path)
 
 
 def _positional(tree, model, back=False):

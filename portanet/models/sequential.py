@@ -48,7 +48,8 @@ class Sequential(Model):
     @classmethod
     def from_config(cls, config):
         layers = [LAYERS.deserialize(entry) for entry in config["layers"]]
-        return cls([Input(tuple(config["input_shape"])), *layers], name=config.get("name"))
+        shape = config["inputs"][0]["shape"] if "inputs" in config else config["input_shape"]
+        return cls([Input(tuple(shape)), *layers], name=config.get("name"))
 
     def pop(self) -> Layer:
         """Remove the last layer and return it."""
@@ -67,4 +68,6 @@ class Sequential(Model):
         for layer in self._stack:
             tensor = layer(tensor)
         self.graph = Graph(self._input, tensor)
-        self._check_loss_fits_output(self.loss)
+        for head in self.heads or ():
+            head.name = self.output_names[0]  # the output's name once the last layer is known
+            self._check_loss_fits_output(head)

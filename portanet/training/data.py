@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidTypeError, invalid
+from ..errors import InvalidArgumentError, InvalidTypeError, invalid, is_number
 
 
 def as_array(value, name):
@@ -67,8 +67,11 @@ def check_finite(x, name):
 
 
 def check_labels(y, loss, output_shape, name="y"):
-    """Labels fit the loss and the model's output: integer classes in range for sparse losses,
-    one-hot rows for categorical ones, 0/1 (or probabilities) for binary ones."""
+    """Labels fit the loss and the model's output: integer classes in range for sparse losses
+    (float labels holding whole numbers are cast), one-hot rows for categorical ones, 0/1 (or
+    probabilities) for binary ones; any labels of the output's shape for an output without a loss."""
+    if loss is None:
+        return y.reshape(-1, 1) if y.ndim == 1 and tuple(output_shape) == (1,) else y
     n_out = output_shape[-1] if output_shape else 1
     kind = getattr(loss, "label_kind", "dense")
     if y.ndim == 0 or y.shape[0] == 0:
@@ -78,9 +81,12 @@ def check_labels(y, loss, output_shape, name="y"):
             raise invalid(name, f"integer class indices of shape ({y.shape[0]},) for "
                           f"{loss.name} (these look one-hot: use categorical_crossentropy)",
                           f"an array of shape {y.shape}")
-        if y.dtype.kind == "f":
-            raise invalid(name, f"integer class indices for {loss.name}", f"float labels of dtype {y.dtype} "
-                          f"(convert with y.astype('int64'))", InvalidTypeError)
+        if y.dtype.kind == "f":  # cast, as Keras, when they are whole numbers
+            if not np.all(np.isfinite(y)) or not np.all(y == np.round(y)):
+                raise invalid(name, f"integer class indices for {loss.name}", f"float labels that are not whole "
+                              f"numbers (e.g. {y.reshape(-1)[np.flatnonzero(y != np.round(y))[:1]].tolist()})",
+                              InvalidTypeError)
+            y = y.astype(np.int64)
         flat = y.reshape(y.shape[0], -1)
         if flat.shape[1] != 1 and flat.shape[1:] != tuple(output_shape[:-1]):
             raise invalid(f"{name}.shape", f"({y.shape[0]},) class indices", y.shape)
@@ -103,9 +109,131 @@ def check_labels(y, loss, output_shape, name="y"):
     return y
 
 
-def check_same_length(x, y, names=("x", "y")):
-    if x.shape[0] != y.shape[0]:
-        raise invalid(names[1], f"as many examples as {names[0]} ({x.shape[0]})", f"{y.shape[0]} examples")
+def check_same_length(arrays, names):
+    """Every array has as many examples as the first."""
+    for array, name in zip(arrays[1:], names[1:]):
+        if array.shape[0] != arrays[0].shape[0]:
+            raise invalid(name, f"as many examples as {names[0]} ({arrays[0].shape[0]})", f"{array.shape[0]} examples")
+
+
+# ----- several inputs and outputs, sample weights ---------------------------------------------------
+def entries(value, names, argument, kind):
+    """One entry per name (the inputs' or the outputs') from `value`: for one name, the value
+    itself (or a list holding it); a list or tuple in order; a dict keyed by the names."""
+    if isinstance(value, dict):
+        unknown, missing = sorted(set(value) - set(names)), [n for n in names if n not in value]
+        if unknown or missing:
+            raise invalid(argument, f"a dict keyed by the model's {kind} names {names}",
+                          f"a dict with keys {sorted(value)}")
+        return [value[n] for n in names]
+    if len(names) == 1:
+        if isinstance(value, (list, tuple)) and len(value) == 1 and hasattr(value[0], "shape"):
+            return [value[0]]
+        return [value]
+    if not isinstance(value, (list, tuple)) or len(value) != len(names):
+        received = f"a list of {len(value)} entries" if isinstance(value, (list, tuple)) else type(value).__name__
+        raise invalid(argument, f"a list of {len(names)} arrays, one per {kind} ({', '.join(names)}), or a dict "
+                      f"keyed by those names", received, InvalidTypeError)
+    return list(value)
+
+
+def features(x, shapes, names, argument="x", check_finite_values=True):
+    """The model's inputs as a list of host arrays, each checked against its input's shape."""
+    xs = [as_array(v, argument if len(names) == 1 else f"{argument}[{n!r}]")
+          for v, n in zip(entries(x, names, argument, "input"), names)]
+    for v, shape, n in zip(xs, shapes, names):
+        label = argument if len(names) == 1 else f"{argument}[{n!r}]"
+        check_features(v, shape, label)
+        if check_finite_values:
+            check_finite(v, label)
+    check_same_length(xs, [argument if len(names) == 1 else f"{argument}[{n!r}]" for n in names])
+    return xs
+
+
+def targets(y, heads, shapes, argument="y", check_finite_values=True):
+    """The labels of every output as a list of host arrays, each checked against its loss."""
+    names = [h.name for h in heads]
+    labels = []
+    for v, head, shape in zip(entries(y, names, argument, "output"), heads, shapes):
+        label = argument if len(heads) == 1 else f"{argument}[{head.name!r}]"
+        v = check_labels(as_array(v, label), head.loss, shape, label)
+        if check_finite_values:
+            check_finite(v, label)
+        labels.append(v)
+    return labels
+
+
+def weights(sample_weight, class_weight, ys, heads, argument="sample_weight"):
+    """The sample weights of every output (None where it has none), from `sample_weight` (one
+    array for every output, or one per output) or `class_weight` ({class: weight}, one output:
+    each example weighs its class's weight, 1 for classes not listed)."""
+    n = ys[0].shape[0]
+    if class_weight is not None:
+        if sample_weight is not None:
+            raise invalid("class_weight", "no sample_weight alongside it (give one or the other)", class_weight)
+        if len(heads) > 1:
+            raise invalid("class_weight", "a model with one output (for several, give sample_weight per output)",
+                          class_weight)
+        return [class_weights(ys[0], class_weight, heads[0])]
+    if sample_weight is None:
+        return [None] * len(heads)
+    if isinstance(sample_weight, (list, tuple, dict)) and len(heads) > 1:
+        values = entries(sample_weight, [h.name for h in heads], argument, "output")
+    else:
+        values = [sample_weight] * len(heads)  # one array for every output, as Keras
+    result = []
+    for w, y, head in zip(values, ys, heads):
+        result.append(None if w is None else check_sample_weight(as_array(w, argument), n, y, head, argument))
+    return result
+
+
+def check_sample_weight(w, n, y, head, argument):
+    """One finite, non-negative weight per example ((n,) or (n, 1)), or per time step ((n, steps)
+    for an output whose loss has such a shape)."""
+    if w.ndim == 2 and w.shape[1] == 1:
+        w = w.reshape(-1)
+    loss_shape = y.shape if head.label_kind == "sparse" else y.shape[:-1]
+    if w.shape != (n,) and w.shape != tuple(loss_shape):
+        raise invalid(f"{argument}.shape", f"({n},): one weight per example", tuple(w.shape))
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise invalid(argument, "finite, non-negative weights", f"values from {w.min()} to {w.max()}")
+    return w.astype(np.float64)
+
+
+def class_weights(y, class_weight, head):
+    """Per-example weights from {class index: weight}: the label's class (one-hot rows: their
+    argmax; one binary column: the rounded label)."""
+    if not isinstance(class_weight, dict) or not all(
+            isinstance(k, (int, np.integer)) and not isinstance(k, bool) and is_number(v) and v >= 0
+            for k, v in class_weight.items()):
+        raise invalid("class_weight", "a dict {class index (int): non-negative weight}", class_weight,
+                      InvalidTypeError)
+    if head.label_kind == "sparse":
+        classes = y.reshape(y.shape[0], -1)[:, 0]
+    elif y.ndim > 1 and y.shape[-1] > 1:
+        classes = y.argmax(axis=-1)
+    else:
+        classes = np.round(y.reshape(y.shape[0], -1)[:, 0])
+    table = np.ones(int(max(int(classes.max()), *map(int, class_weight))) + 1)
+    for k, v in class_weight.items():
+        if k >= 0:
+            table[int(k)] = v
+    return table[classes.astype(np.int64)]
+
+
+def dtypes(arrays, heads, floatx):
+    """The device dtypes of host data (x, y, w): features and weights floatx, labels as
+    `label_dtype` says (None for missing weights)."""
+    x, y, w = arrays
+    f = np.dtype(floatx)
+    labels = np.dtype("int32")  # class indices: int32 exists on every backend (JAX without x64)
+    return (tuple(f for _ in x), tuple(labels if h.label_kind == "sparse" else f for h in heads or ()),
+            tuple(None if v is None else f for v in w))
+
+
+def rows(arrays, index):
+    """The examples `index` of every array of (x, y, w)."""
+    return tuple(tuple(None if a is None else a[index] for a in part) for part in arrays)
 
 
 def check_validation_split(split):
@@ -114,13 +242,15 @@ def check_validation_split(split):
     return float(split)
 
 
-def split_tail(x, y, fraction):
-    """The last `fraction` of the examples (before any shuffling, as Keras) as validation data."""
-    n_val = int(math.floor(x.shape[0] * fraction))
-    if fraction and (n_val == 0 or n_val == x.shape[0]):
-        raise invalid("validation_split", f"a fraction leaving examples on both sides of {x.shape[0]}", fraction)
-    cut = x.shape[0] - n_val
-    return (x[:cut], y[:cut]), ((x[cut:], y[cut:]) if n_val else None)
+def split_tail(arrays, fraction):
+    """The last `fraction` of the examples of (x, y, w) (before any shuffling, as Keras) as
+    validation data: (train, validation or None)."""
+    n = arrays[0][0].shape[0]
+    n_val = int(math.floor(n * fraction))
+    if fraction and (n_val == 0 or n_val == n):
+        raise invalid("validation_split", f"a fraction leaving examples on both sides of {n}", fraction)
+    cut = n - n_val
+    return rows(arrays, slice(0, cut)), (rows(arrays, slice(cut, n)) if n_val else None)
 
 
 def epoch_order(n, shuffle, seed, epoch):
@@ -142,13 +272,6 @@ def batch_matrix(order, batch_size, steps, per_chunk):
     chunks = -(-steps // per_chunk)
     padded = np.concatenate([full, np.repeat(full[:1], chunks * per_chunk - steps, axis=0)])
     return padded.reshape(chunks, per_chunk, batch_size)
-
-
-def label_dtype(y, loss, floatx):
-    """Integer labels stay integers for sparse losses; everything else becomes floatx."""
-    if getattr(loss, "label_kind", "dense") == "sparse":
-        return np.dtype("int32")  # class indices; int32 exists on every backend (JAX without x64)
-    return np.dtype(floatx)
 
 
 def concatenate(chunks):

@@ -1,9 +1,13 @@
 """How an epoch's batches reach the train step: three strategies, one interface
 (docs/architecture.md, "Graph, steps, trainer").
 
-    feed = choose_feed(x, y, y_dtype, batch_size, budget, chunked_allowed)
-    for work in feed.epoch(order, batch_size):     # Batch(number, x, y) or Chunk(first, count, index)
+    feed = choose_feed(arrays, dtypes, batch_size, budget, chunked_allowed)
+    for work in feed.epoch(order, batch_size):     # Batch(number, arrays, size) or Chunk(first, count, index)
         ...
+
+`arrays` is the tuple (x, y, w) of host data: tuples with one array per input (x) and per
+output (y; w, the sample weights, None where an output has none); `dtypes` the same tree of the
+dtypes they take on the device.
 
 - `HostBatches`: each batch copied from the host when it is needed (data larger than the
   device-data budget).
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 
 from ..backend import get as _backend
 from ..errors import invalid
+from ..tree import tree_leaves, tree_map
 from . import data
 
 CHUNKS_PER_EPOCH = 20  # host round trips per epoch on DeviceChunks, one per progress update
@@ -27,8 +32,7 @@ CHUNKS_PER_EPOCH = 20  # host round trips per epoch on DeviceChunks, one per pro
 @dataclass
 class Batch:
     number: int      # its position in the epoch, for its random key
-    x: object
-    y: object
+    arrays: tuple    # (x, y, w) on the device
     size: int
 
 
@@ -37,33 +41,38 @@ class Chunk:
     first: int       # the number of its first batch
     count: int       # batches it trains on
     index: object    # (per_chunk, batch_size) int32 rows of the device data; rows past count are padding
+    arrays: tuple    # the whole data (x, y, w) on the device
+
+
+def to_device(arrays, dtypes, rows=None):
+    """The host tree `arrays` (or its rows `rows`) on the device, with the dtypes of `dtypes`."""
+    backend = _backend()
+    return tree_map(lambda a, dtype: None if a is None else backend.asarray(
+        a if rows is None else a[rows], dtype=getattr(backend.xp, dtype.name)), arrays, dtypes)
 
 
 class HostBatches:
     """Every batch copied from the host arrays when it is needed."""
 
-    def __init__(self, x, y, y_dtype):
-        self.x, self.y, self.y_dtype = x, y, y_dtype
+    def __init__(self, arrays, dtypes):
+        self.arrays, self.dtypes = arrays, dtypes
 
     def epoch(self, order, batch_size):
-        backend = _backend()
         for number, index in enumerate(data.batches(order, batch_size)):
-            yield Batch(number, backend.asarray(self.x[index], dtype=backend.float_dtype()),
-                        backend.asarray(self.y[index], dtype=getattr(backend.xp, self.y_dtype.name)), len(index))
+            yield Batch(number, to_device(self.arrays, self.dtypes, index), len(index))
 
 
 class DeviceBatches:
     """The training data copied to the device once; every batch gathered there."""
 
-    def __init__(self, x, y, y_dtype):
-        backend = _backend()
-        self.x = backend.asarray(x, dtype=backend.float_dtype())
-        self.y = backend.asarray(y, dtype=getattr(backend.xp, y_dtype.name))
+    def __init__(self, arrays, dtypes):
+        self.arrays = to_device(arrays, dtypes)
 
     def batch(self, number, index):
         backend = _backend()
         rows = backend.asarray(index)
-        return Batch(number, backend.xp.take(self.x, rows, axis=0), backend.xp.take(self.y, rows, axis=0), len(index))
+        return Batch(number, tree_map(lambda a: None if a is None else backend.xp.take(a, rows, axis=0), self.arrays),
+                     len(index))
 
     def epoch(self, order, batch_size):
         for number, index in enumerate(data.batches(order, batch_size)):
@@ -79,7 +88,7 @@ class DeviceChunks(DeviceBatches):
         per_chunk = -(-steps // CHUNKS_PER_EPOCH)
         index = data.batch_matrix(order, batch_size, steps, per_chunk)  # (chunks, per_chunk, batch)
         for c in range(index.shape[0]):
-            yield Chunk(c * per_chunk, min(per_chunk, steps - c * per_chunk), backend.asarray(index[c]))
+            yield Chunk(c * per_chunk, min(per_chunk, steps - c * per_chunk), backend.asarray(index[c]), self.arrays)
         if len(order) % batch_size:
             yield self.batch(steps, order[steps * batch_size:])
 
@@ -92,14 +101,15 @@ def budget_from_environment():
     return int(value)
 
 
-def choose_feed(x, y, y_dtype, batch_size, budget, chunks):
-    """The feed for training data (x, y): on the device when it fits in `budget` bytes (as
+def choose_feed(arrays, dtypes, batch_size, budget, chunks):
+    """The feed for training data `arrays`: on the device when it fits in `budget` bytes (as
     floats), in compiled chunks where `chunks` allows (the backend compiles loops, the steps are
     compiled, no callback needs every batch) and there is a full batch."""
     backend = _backend()
-    size = x.size * backend.xp.finfo(backend.float_dtype()).bits // 8 + y.size * 8
-    if size > budget:
-        return HostBatches(x, y, y_dtype)
-    if chunks and backend.compiled_loops and len(x) >= batch_size:
-        return DeviceChunks(x, y, y_dtype)
-    return DeviceBatches(x, y, y_dtype)
+    bits = backend.xp.finfo(backend.float_dtype()).bits
+    leaves = [a for a in tree_leaves(arrays) if a is not None]
+    if sum(a.size for a in leaves) * bits // 8 > budget:
+        return HostBatches(arrays, dtypes)
+    if chunks and backend.compiled_loops and len(leaves[0]) >= batch_size:
+        return DeviceChunks(arrays, dtypes)
+    return DeviceBatches(arrays, dtypes)

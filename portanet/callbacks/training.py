@@ -1,41 +1,11 @@
-"""Callbacks with the Keras hooks, and the progress display of `fit`.
-
-Per-batch hooks receive logs only when some callback asks for them (overrides
-`on_train_batch_end`), since reading the loss each batch synchronises with the device.
-"""
-import csv
+"""Callbacks that steer training: EarlyStopping, ModelCheckpoint, BackupAndRestore,
+TerminateOnNaN, LearningRateScheduler, ReduceLROnPlateau."""
 import math
 import os
 import sys
-import time
 
-from .errors import InvalidTypeError, invalid
-
-
-class Callback:
-    def __init__(self):
-        self.model = None
-
-    def set_model(self, model):
-        self.model = model
-
-    def on_train_begin(self, logs=None): ...
-    def on_train_end(self, logs=None): ...
-    def on_epoch_begin(self, epoch, logs=None): ...
-    def on_epoch_end(self, epoch, logs=None): ...
-    def on_train_batch_end(self, batch, logs=None): ...
-
-
-class History(Callback):
-    """Records every epoch's logs: `history.history["val_loss"]`, `history.epoch`."""
-
-    def on_train_begin(self, logs=None):
-        self.epoch, self.history = [], {}
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(epoch)
-        for k, v in (logs or {}).items():
-            self.history.setdefault(k, []).append(v)
+from ..errors import InvalidTypeError, invalid
+from .base import Callback
 
 
 def _mode(monitor, mode):
@@ -216,102 +186,34 @@ class ReduceLROnPlateau(Callback):
                     self.cooldown_counter, self.wait = self.cooldown, 0
 
 
-class CSVLogger(Callback):
-    """Append each epoch's logs as a row of a CSV file."""
+class BackupAndRestore(Callback):
+    """Back up the model, its optimizer state and its training position at the end of every
+    epoch; when `fit` starts and a backup exists (the previous run was killed), restore it and
+    continue from the epoch after it, with the same shuffling and dropout as an unbroken run.
+    The backup is deleted when training ends normally (unless `delete_checkpoint=False`).
 
-    def __init__(self, filename, separator=",", append=False):
+    Portable: the backup is a portanet model file, restorable on any backend."""
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()
-        self.filename, self.separator, self.append = os.fspath(filename), separator, append
+        if not isinstance(backup_dir, (str, os.PathLike)):
+            raise invalid("backup_dir", "a directory path", backup_dir, InvalidTypeError)
+        if save_freq != "epoch":
+            raise invalid("save_freq", "'epoch' (portanet resumes training at epoch boundaries)", save_freq)
+        self.backup_dir, self.delete_checkpoint = os.fspath(backup_dir), delete_checkpoint
+        self.path = os.path.join(self.backup_dir, "latest.pnet")
+        self.restored_epoch = None
 
     def on_train_begin(self, logs=None):
-        exists = self.append and os.path.exists(self.filename) and os.path.getsize(self.filename) > 0
-        self.file = open(self.filename, "a" if self.append else "w", newline="")
-        self.writer, self.header_written = None, exists
+        self.restored_epoch = None
+        if os.path.exists(self.path):
+            self.model.load_checkpoint(self.path)
+            self.restored_epoch = self.model.initial_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self.writer is None:
-            self.keys = sorted(logs)
-            self.writer = csv.writer(self.file, delimiter=self.separator)
-            if not self.header_written:
-                self.writer.writerow(["epoch", *self.keys])
-        self.writer.writerow([epoch, *(logs.get(k, "") for k in self.keys)])
-        self.file.flush()
+        os.makedirs(self.backup_dir, exist_ok=True)
+        self.model.save(self.path, include_optimizer=True)
 
     def on_train_end(self, logs=None):
-        self.file.close()
-
-
-class _Progress:
-    """One epoch's display: a tqdm bar (verbose=1), a line at its end (verbose=2), or nothing."""
-
-    def __init__(self, epoch, epochs, steps, verbose):
-        self.verbose, self.steps = verbose, steps
-        self.header = f"Epoch {epoch + 1}/{epochs}"
-        self.every = max(1, steps // 20)  # host synchronisations per epoch: about 20
-        self.started = time.perf_counter()
-        self.bar = None
-        if verbose == 1:
-            from tqdm.auto import tqdm
-            self.bar = tqdm(total=steps, desc=self.header, unit="step", leave=True, dynamic_ncols=True,
-                            file=sys.stdout)
-
-    def due(self, batch):
-        return self.bar is not None and ((batch + 1) % self.every == 0 or batch + 1 == self.steps)
-
-    def update(self, done, logs):
-        self.bar.update(done - self.bar.n)
-        self.bar.set_postfix_str(_format(logs), refresh=False)
-
-    def close(self, logs):
-        shown = {k: v for k, v in logs.items() if k != "seconds"}
-        if self.bar is not None:
-            self.bar.set_postfix_str(_format(shown), refresh=False)
-            self.bar.close()
-        elif self.verbose == 2:
-            print(f"{self.header} - {logs['seconds']:.1f}s - {_format(shown)}", flush=True)
-
-
-def _format(logs):
-    return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items())
-
-
-class CallbackList:
-    """The user's callbacks plus History, called in order."""
-
-    def __init__(self, callbacks, model, verbose, epochs, steps):
-        if callbacks is None:
-            callbacks = []
-        if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in callbacks):
-            raise invalid("callbacks", "a list of portanet.callbacks.Callback objects", callbacks, InvalidTypeError)
-        self.history = History()
-        self.callbacks = [*callbacks, self.history]
-        for callback in self.callbacks:
-            callback.set_model(model)
-        self.verbose, self.epochs, self.steps = verbose, epochs, steps
-        self.wants_batch_logs = any(
-            type(c).on_train_batch_end is not Callback.on_train_batch_end for c in self.callbacks)
-
-    def progress(self, epoch):
-        return _Progress(epoch, self.epochs, self.steps, self.verbose)
-
-    def on_train_begin(self):
-        for c in self.callbacks:
-            c.on_train_begin()
-
-    def on_train_end(self):
-        for c in self.callbacks:
-            c.on_train_end()
-
-    def on_epoch_begin(self, epoch):
-        for c in self.callbacks:
-            c.on_epoch_begin(epoch)
-
-    def on_epoch_end(self, epoch, logs):
-        for c in self.callbacks:
-            c.on_epoch_end(epoch, logs)
-
-    def on_train_batch_end(self, batch, logs):
-        if self.wants_batch_logs:
-            for c in self.callbacks:
-                c.on_train_batch_end(batch, logs)
+        if self.delete_checkpoint and os.path.exists(self.path):
+            os.remove(self.path)
