@@ -257,6 +257,18 @@ class MeanAbsoluteError(_Regression):
         return _backend().xp.abs(d)
 
 
+@REGISTRY.register("mean_absolute_percentage_error", "mape")
+class MeanAbsolutePercentageError(_MeanMetric):
+    """100 |y_true - y_pred| / max(|y_true|, 1e-7), averaged over the last axis, then over examples."""
+    name = "mean_absolute_percentage_error"
+
+    def stats(self, y_true, y_pred, sample_weight=None):
+        xp = _backend().xp
+        y = xp.reshape(xp.astype(y_true, y_pred.dtype), y_pred.shape)
+        ratio = xp.abs(y - y_pred) / xp.maximum(xp.abs(y), 1e-7)
+        return _mean_stats(100.0 * xp.mean(ratio, axis=-1), y_pred.dtype, sample_weight)
+
+
 @REGISTRY.register("root_mean_squared_error", "rmse")
 class RootMeanSquaredError(MeanSquaredError):
     """The square root of the (weighted) mean squared error over the whole data."""
@@ -341,5 +353,6 @@ mean_absolute_error = mae = MeanAbsoluteError()
 
 __all__ = ["Metric", "get", "serialize", "deserialize", "BinaryAccuracy", "CategoricalAccuracy", "SparseCategoricalAccuracy",
            "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "Precision", "Recall", "F1Score", "AUC",
-           "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "R2Score", "confusion_matrix",
+           "MeanSquaredError", "MeanAbsoluteError", "MeanAbsolutePercentageError", "RootMeanSquaredError", "R2Score",
+           "confusion_matrix",
            "classification_report", "roc_curve", "precision_recall_curve"]

@@ -33,3 +33,29 @@ def float64(backend):
     """The same backend at float64 (JAX turns on x64)."""
     with B.use(backend.name, floatx="float64") as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def keras():
+    """Keras 3 on JAX, the oracle of Keras semantics (skipped where it is not installed)."""
+    import os
+    pytest.importorskip("jax")
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip("Keras is imported with another backend")
+    return keras
+
+
+@pytest.fixture
+def keras64(keras):
+    """Keras at float64 (JAX with x64) for the duration of the test."""
+    import jax
+    x64 = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")  # losses and metrics compute in float64 too
+    yield keras
+    keras.config.set_dtype_policy("float32")
+    keras.config.set_floatx("float32")
+    jax.config.update("jax_enable_x64", x64)

@@ -217,6 +217,23 @@ FIT = [
     ("set-weights-shape", lambda m: m.set_weights([np.zeros((5, 4)), np.zeros(4), np.zeros((2, 4)), np.zeros(2)]),
      InvalidArgumentError, "Expected shape \\(4, 2\\)"),
     ("set-weights-count", lambda m: m.set_weights([np.zeros((5, 4))]), InvalidArgumentError, "a list of 4 arrays"),
+    ("sample-weight-length", lambda m: m.fit(X, Y, sample_weight=np.ones(7)), InvalidArgumentError,
+     "sample_weight.shape`. Expected \\(120,\\): one weight per example"),
+    ("sample-weight-negative", lambda m: m.fit(X, Y, sample_weight=-np.ones(120)), InvalidArgumentError,
+     "finite, non-negative weights"),
+    ("sample-and-class-weight", lambda m: m.fit(X, Y, sample_weight=np.ones(120), class_weight={0: 1.0}),
+     InvalidArgumentError, "class_weight"),
+    ("class-weight-keys", lambda m: m.fit(X, Y, class_weight={"cat": 1.0}), InvalidTypeError,
+     "class index \\(int\\)"),
+    ("train-on-batch-labels", lambda m: m.train_on_batch(X, Y + 9), InvalidArgumentError, "class indices"),
+    ("train-on-batch-compiled-shape", lambda m: m.train_on_batch(X[:, :4], Y), InvalidArgumentError,
+     "Expected \\(batch, 5\\)"),
+    ("test-on-batch-weights", lambda m: m.test_on_batch(X, Y, sample_weight=np.ones(3)), InvalidArgumentError,
+     "sample_weight.shape"),
+    ("x-dict-keys", lambda m: m.fit({"pixels": X}, Y), InvalidArgumentError, "keyed by the model's input names"),
+    ("steps-per-epoch", lambda m: m.fit(X, Y, steps_per_epoch=-2), InvalidArgumentError,
+     "Received: steps_per_epoch=-2"),
+    ("validation-freq", lambda m: m.fit(X, Y, validation_freq=0), InvalidArgumentError, "validation_freq"),
 ]
 
 
@@ -225,6 +242,54 @@ def test_fit_evaluate_predict(trained, name, call, error, match):
     with pytest.raises(error, match=match) as info:
         call(trained)
     assert isinstance(info.value, PortanetError)
+
+
+def two_outputs():
+    pn.set_seed(0)
+    a, b = pn.Input((5,), name="a"), pn.Input((3,), name="b")
+    hidden = Dense(4, activation="relu")(pn.layers.Concatenate()([a, b]))
+    return pn.Model([a, b], [Dense(2, activation="softmax", name="cls")(hidden), Dense(1, name="reg")(hidden)])
+
+
+MULTI_COMPILE = [
+    ("loss-unknown-output", dict(loss={"cls": "mse", "rgr": "mse"}), "unknown keys \\['rgr'\\]"),
+    ("loss-list-length", dict(loss=["mse"] * 3), "one entry per output \\(2"),
+    ("loss-weights-type", dict(loss="mse", loss_weights=2.0), "loss_weights"),
+    ("loss-weights-negative", dict(loss="mse", loss_weights=[1.0, -1.0]), "non-negative"),
+    ("metrics-flat-list", dict(loss="mse", metrics=["mae", "mse", "acc"]), "one entry per output"),
+    ("all-losses-none", dict(loss={"cls": None, "reg": None}), "a loss for at least one output"),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, match", MULTI_COMPILE, ids=[c[0] for c in MULTI_COMPILE])
+def test_compile_several_outputs(name, kwargs, match):
+    model = two_outputs()
+    with pytest.raises(PortanetError, match=match):
+        model.compile(optimizer="sgd", **kwargs)
+    assert model.heads is None
+
+
+MULTI_FIT = [
+    ("x-list-length", lambda m: m.fit([X], [Y, Y]), "a list of 2 arrays, one per input \\(a, b\\)"),
+    ("y-dict-keys", lambda m: m.fit([X, X[:, :3]], {"cls": Y}), "keyed by the model's output names"),
+    ("x-second-shape", lambda m: m.fit([X, X], [Y, Y]), "x\\['b'\\].shape"),
+    ("class-weight", lambda m: m.fit([X, X[:, :3]], [Y, Y], class_weight={0: 2.0}), "a model with one output"),
+    ("sample-weight-list", lambda m: m.fit([X, X[:, :3]], [Y, Y], sample_weight=[np.ones(120)]),
+     "a list of 2 arrays, one per output"),
+    ("lengths", lambda m: m.fit([X, X[:60, :3]], [Y, Y]), "as many examples"),
+]
+
+
+@pytest.mark.parametrize("name, call, match", MULTI_FIT, ids=[c[0] for c in MULTI_FIT])
+def test_fit_several_inputs_and_outputs(name, call, match):
+    model = two_outputs()
+    model.compile(optimizer="sgd", loss=["sparse_categorical_crossentropy", "mse"])
+    before = model.get_weights()
+    with pytest.raises(PortanetError, match=match):
+        call(model)
+    for got, want in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(got, want)
+    assert model.opt_state is None and model.history is None
 
 
 def test_categorical_needs_one_hot_and_binary_needs_0_1():

@@ -193,3 +193,29 @@ def test_the_custom_layers_guide_runs():
         exec(compile(block, "docs/custom_layers.md", "exec"), namespace)
         model = namespace["model"]
         assert model.predict(np.ones((2, *model.input_shape), np.float32)).shape[0] == 2
+
+
+def test_model_config_json_and_clone():
+    a, b = pn.Input((4,), name="a"), pn.Input((3,), name="b")
+    hidden = pn.layers.Dense(5, activation="relu", name="hidden")(pn.layers.Concatenate()([a, b]))
+    model = pn.Model([a, b], [pn.layers.Dense(2, activation="softmax", name="cls")(hidden),
+                              pn.layers.Dense(1, name="reg")(hidden)], name="two")
+    x = [np.ones((3, 4)), np.linspace(0, 1, 9).reshape(3, 3)]
+    for rebuilt in (pn.Model.from_config(model.get_config()), pn.models.model_from_json(model.to_json()),
+                    pn.models.clone_model(model)):
+        assert (rebuilt.input_names, rebuilt.output_names) == (["a", "b"], ["cls", "reg"])
+        assert rebuilt.count_params() == model.count_params() and rebuilt.name == "two"
+        rebuilt.set_weights(model.get_weights())
+        for got, want in zip(rebuilt.predict(x), model.predict(x)):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    clone = pn.models.clone_model(model)
+    assert not any(np.array_equal(c, w) for c, w in zip(clone.get_weights()[::2], model.get_weights()[::2]))
+    sequential = pn.Sequential([pn.Input((4,)), pn.layers.Dense(3, activation="relu"), pn.layers.Dropout(0.5)])
+    again = pn.models.model_from_json(sequential.to_json())
+    assert isinstance(again, pn.Sequential) and [type(layer) for layer in again.layers] == [
+        type(layer) for layer in sequential.layers]
+    renamed = pn.models.clone_model(sequential, clone_function=lambda layer: type(layer).from_config(
+        {**layer.get_config(), "name": layer.name + "_copy"}))
+    assert [layer.name for layer in renamed.layers] == [layer.name + "_copy" for layer in sequential.layers]
+    with pytest.raises(pn.InvalidArgumentError, match="json_string"):
+        pn.models.model_from_json("{not json")

@@ -100,3 +100,41 @@ def test_convnet_with_batch_normalization_channels_last(channels_last):
         history = model.fit(x_train, y_train, batch_size=16, epochs=2, validation_split=0.1, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert model.layers[1].get_weights()[2].std() > 0   # the moving mean moved
+
+
+def gan_curves(backend_name, steps=30):
+    """A classic Keras GAN written with train_on_batch (the discriminator frozen inside the
+    combined model, trained on its own): the losses of every step."""
+    with B.use(backend_name, floatx="float32"):
+        pn.set_seed(0)
+        latent = 4
+        generator = pn.Sequential([pn.Input((latent,)), pn.layers.Dense(16, activation="relu"), pn.layers.Dense(2)])
+        discriminator = pn.Sequential([pn.Input((2,)), pn.layers.Dense(16, activation="relu"),
+                                       pn.layers.Dense(1, activation="sigmoid")])
+        discriminator.compile(optimizer=pn.optimizers.Adam(1e-3), loss="binary_crossentropy", metrics=["accuracy"])
+        discriminator.trainable = False
+        gan = pn.Sequential([generator, discriminator])
+        gan.compile(optimizer=pn.optimizers.Adam(1e-3), loss="binary_crossentropy")
+        rng = np.random.default_rng(0)
+        d_losses, g_losses = [], []
+        for _ in range(steps):
+            real = rng.normal([2.0, -1.0], 0.5, (32, 2))
+            fake = generator.predict_on_batch(rng.standard_normal((32, latent)))
+            x = np.concatenate([real, fake])
+            y = np.concatenate([np.ones((32, 1)), np.zeros((32, 1))])
+            d_losses.append(discriminator.train_on_batch(x, y)[0])
+            frozen = discriminator.get_weights()
+            g_losses.append(gan.train_on_batch(rng.standard_normal((32, latent)), np.ones((32, 1))))
+            for got, want in zip(discriminator.get_weights(), frozen):  # frozen inside the GAN
+                np.testing.assert_array_equal(got, want)
+        return np.array(d_losses), np.array(g_losses)
+
+
+def test_gan_with_train_on_batch_has_the_same_curves_on_numpy_and_jax():
+    pytest.importorskip("jax")
+    numpy_curves, jax_curves = gan_curves("numpy"), gan_curves("jax")
+    for got, want in zip(jax_curves, numpy_curves):
+        np.testing.assert_allclose(got, want, rtol=2e-3)
+    d_losses, g_losses = numpy_curves
+    assert d_losses[-5:].mean() < d_losses[:5].mean()   # the discriminator learns
+    assert not np.allclose(g_losses[:5], g_losses[-5:])  # the generator is trained

@@ -183,17 +183,6 @@ def test_new_losses_match_reference_on_every_backend(backend, name):
     assert_matches_reference(backend, run, y, pred, w, rtol=1e-4, atol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def keras():
-    pytest.importorskip("jax")
-    import os
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    keras = pytest.importorskip("keras")
-    if keras.backend.backend() != "jax":
-        pytest.skip("Keras is imported with another backend")
-    return keras
-
-
 @pytest.mark.parametrize("name", NEW + NAMES)
 @pytest.mark.parametrize("weighted", [False, True])
 def test_losses_against_keras(keras, name, weighted):

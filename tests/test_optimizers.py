@@ -13,10 +13,17 @@ Oracles, for a fixed sequence of 50 random gradients (numpy rng) on a nested dic
   torch/optax counterpart the table says why (epsilon inside vs outside the square root, optax's
   amsgrad maximum over v_hat, torch's coupled weight decay, lr inside vs outside SGD momentum);
   every setting is still checked against the numpy reference;
+- Keras 3 itself (JAX backend, floatx float64, x64 on) for the settings marked keras=True (Nadam,
+  Adamax, Adadelta, Lion: Keras' class of the same name and arguments, a schedule as Keras'
+  schedule of the same config), same tolerance. Measured: <= 5e-16 except Keras' CosineDecay with
+  warmup (6e-9, float32 arithmetic inside Keras' schedule). torch's NAdam with momentum_decay=1 is
+  Keras' Nadam (6e-11: torch keeps mu_product in float32); optax's nadam has no momentum schedule;
+  torch and optax put Adamax's epsilon inside the maximum (compared with epsilon=0);
 - float32 on every backend against the float64 reference (RTOL32/ATOL32 below).
 """
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -152,8 +159,42 @@ def ref_adam(p, g, s, lr, t, cfg):
     return p - lr * m_hat / (np.sqrt(v_hat) + eps)
 
 
-RULES = {"SGD": ref_sgd, "RMSprop": ref_rmsprop, "Adagrad": ref_adagrad, "Adam": ref_adam, "AdamW": ref_adam}
-DEFAULT_LR = {"SGD": 0.01, "RMSprop": 0.001, "Adagrad": 0.001, "Adam": 0.001, "AdamW": 0.001}
+def ref_adamax(p, g, s, lr, t, cfg):
+    b1, b2, eps = cfg.get("beta_1", 0.9), cfg.get("beta_2", 0.999), cfg.get("epsilon", 1e-7)
+    s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+    s["u"] = np.maximum(b2 * s.get("u", 0.0), np.abs(g))
+    return p - lr * s["m"] / ((1 - b1 ** t) * (s["u"] + eps))
+
+
+def ref_nadam(p, g, s, lr, t, cfg):
+    b1, b2, eps = cfg.get("beta_1", 0.9), cfg.get("beta_2", 0.999), cfg.get("epsilon", 1e-7)
+    mu, mu_next = b1 * (1 - 0.5 * 0.96 ** t), b1 * (1 - 0.5 * 0.96 ** (t + 1))
+    s["product"] = s.get("product", 1.0) * mu  # mu_1 * ... * mu_t (the same for every parameter)
+    s["m"] = b1 * s.get("m", 0.0) + (1 - b1) * g
+    s["v"] = b2 * s.get("v", 0.0) + (1 - b2) * g ** 2
+    m_hat = mu_next * s["m"] / (1 - s["product"] * mu_next) + (1 - mu) * g / (1 - s["product"])
+    return p - lr * m_hat / (np.sqrt(s["v"] / (1 - b2 ** t)) + eps)
+
+
+def ref_adadelta(p, g, s, lr, t, cfg):
+    rho, eps = cfg.get("rho", 0.95), cfg.get("epsilon", 1e-7)
+    s["eg"] = rho * s.get("eg", 0.0) + (1 - rho) * g ** 2
+    dx = -np.sqrt(s.get("ex", 0.0) + eps) / np.sqrt(s["eg"] + eps) * g
+    s["ex"] = rho * s.get("ex", 0.0) + (1 - rho) * dx ** 2
+    return p + lr * dx
+
+
+def ref_lion(p, g, s, lr, t, cfg):
+    b1, b2 = cfg.get("beta_1", 0.9), cfg.get("beta_2", 0.99)
+    m = s.get("m", 0.0)
+    s["m"] = b2 * m + (1 - b2) * g
+    return p - lr * np.sign(b1 * m + (1 - b1) * g)
+
+
+RULES = {"SGD": ref_sgd, "RMSprop": ref_rmsprop, "Adagrad": ref_adagrad, "Adam": ref_adam, "AdamW": ref_adam,
+         "Adamax": ref_adamax, "Nadam": ref_nadam, "Adadelta": ref_adadelta, "Lion": ref_lion}
+DEFAULT_LR = {"SGD": 0.01, "RMSprop": 0.001, "Adagrad": 0.001, "Adam": 0.001, "AdamW": 0.001,
+              "Adamax": 0.001, "Nadam": 0.001, "Adadelta": 0.001, "Lion": 0.001}
 
 
 def reference_trajectory(cls_name, cfg, params, grads_seq, lrs):
@@ -175,8 +216,10 @@ def reference_trajectory(cls_name, cfg, params, grads_seq, lrs):
 # ---------------------------------------------------------------------------------------------
 # settings: our optimizer, the reference's learning rates, and the torch / optax counterparts
 
-def setting(id, cls, kwargs, torch=None, optax=None, lr_fn=None, why=""):
-    return pytest.param(dict(id=id, cls=cls, kwargs=kwargs, torch=torch, optax=optax, lr_fn=lr_fn, why=why), id=id)
+def setting(id, cls, kwargs, torch=None, optax=None, lr_fn=None, why="", keras=False):
+    """keras=True: also checked against Keras 3's optimizer of the same name and arguments."""
+    return pytest.param(dict(id=id, cls=cls, kwargs=kwargs, torch=torch, optax=optax, lr_fn=lr_fn, why=why,
+                             keras=keras), id=id)
 
 
 def _sgd_decoupled(optax, lr, momentum, wd):
@@ -276,6 +319,61 @@ SETTINGS = [
             torch=dict(cls="AdamW", kwargs=dict(lr=0.01, eps=1e-7, weight_decay=0.1, amsgrad=True),
                        global_clipnorm=2.0),
             why="optax's amsgrad takes the maximum of the bias-corrected v_hat"),
+    # torch's NAdam with momentum_decay=1 has Keras' momentum schedule mu_t = b1 (1 - 0.96**t / 2);
+    # optax's nadam has none (mu_t = b1)
+    setting("nadam", "Nadam", dict(learning_rate=0.01),
+            torch=dict(cls="NAdam", kwargs=dict(lr=0.01, eps=1e-7, momentum_decay=1.0)), keras=True,
+            why="optax's nadam has no momentum schedule"),
+    setting("nadam-betas-epsilon", "Nadam", dict(learning_rate=0.01, beta_1=0.5, beta_2=0.9, epsilon=1e-3),
+            torch=dict(cls="NAdam", kwargs=dict(lr=0.01, betas=(0.5, 0.9), eps=1e-3, momentum_decay=1.0)),
+            keras=True, why="optax's nadam has no momentum schedule"),
+    setting("nadam-weight-decay-clipnorm", "Nadam", dict(learning_rate=0.01, weight_decay=0.1, clipnorm=1.0),
+            torch=dict(cls="NAdam", kwargs=dict(lr=0.01, eps=1e-7, momentum_decay=1.0, weight_decay=0.1,
+                                                decoupled_weight_decay=True), clipnorm=1.0),
+            keras=True, why="optax's nadam has no momentum schedule"),
+    setting("nadam-exponential-decay", "Nadam", dict(learning_rate=S.ExponentialDecay(**EXP)),
+            torch=dict(cls="NAdam", kwargs=dict(lr=0.1, eps=1e-7, momentum_decay=1.0)), keras=True,
+            lr_fn=lambda t: keras_exponential(t, **EXP), why="optax's nadam has no momentum schedule"),
+    setting("nadam-defaults", "Nadam", {}, keras=True, why="Keras' defaults; torch: see the settings above"),
+    setting("adamax", "Adamax", dict(learning_rate=0.01), keras=True,
+            why="torch and optax put epsilon inside the maximum (compared with epsilon=0 below)"),
+    setting("adamax-betas-epsilon", "Adamax", dict(learning_rate=0.01, beta_1=0.5, beta_2=0.9, epsilon=0.1),
+            keras=True, why="torch and optax put epsilon inside the maximum: here it matters"),
+    setting("adamax-epsilon0", "Adamax", dict(learning_rate=0.01, beta_1=0.8, beta_2=0.99, epsilon=0.0),
+            torch=dict(cls="Adamax", kwargs=dict(lr=0.01, betas=(0.8, 0.99), eps=0.0)),
+            optax=lambda o: o.adamax(0.01, b1=0.8, b2=0.99, eps=0.0), keras=True),
+    setting("adamax-global-clipnorm-weight-decay", "Adamax",
+            dict(learning_rate=0.01, epsilon=0.0, global_clipnorm=2.0, weight_decay=0.1),
+            torch=dict(cls="Adamax", kwargs=dict(lr=0.01, eps=0.0), global_clipnorm=2.0,
+                       decoupled_weight_decay=0.1),
+            optax=lambda o: o.chain(o.clip_by_global_norm(2.0), o.scale_by_adamax(eps=0.0),
+                                    o.add_decayed_weights(0.1), o.scale(-0.01)), keras=True),
+    setting("adamax-defaults", "Adamax", {}, keras=True, why="Keras' defaults: epsilon outside the maximum"),
+    # Adadelta at Zeiler's lr = 1 (Keras' default 0.001 moves the parameters by ~1e-6 per step)
+    setting("adadelta", "Adadelta", dict(learning_rate=1.0),
+            torch=dict(cls="Adadelta", kwargs=dict(lr=1.0, rho=0.95, eps=1e-7)),
+            optax=lambda o: o.adadelta(1.0, rho=0.95, eps=1e-7), keras=True),
+    setting("adadelta-rho-epsilon-clipvalue", "Adadelta", dict(learning_rate=0.5, rho=0.8, epsilon=1e-5, clipvalue=0.5),
+            torch=dict(cls="Adadelta", kwargs=dict(lr=0.5, rho=0.8, eps=1e-5), clipvalue=0.5),
+            optax=lambda o: o.chain(o.clip(0.5), o.adadelta(0.5, rho=0.8, eps=1e-5)), keras=True),
+    setting("adadelta-weight-decay", "Adadelta", dict(learning_rate=1.0, weight_decay=0.01),
+            torch=dict(cls="Adadelta", kwargs=dict(lr=1.0, rho=0.95, eps=1e-7), decoupled_weight_decay=0.01),
+            keras=True, why="optax's adadelta weight decay is coupled (added to the gradient)"),
+    setting("adadelta-defaults", "Adadelta", {},
+            torch=dict(cls="Adadelta", kwargs=dict(lr=0.001, rho=0.95, eps=1e-7)),
+            optax=lambda o: o.adadelta(0.001, rho=0.95, eps=1e-7), keras=True),
+    # Lion: optax's lion is the same rule (its weight decay defaults to 1e-3; Keras' to None)
+    setting("lion", "Lion", dict(learning_rate=0.01),
+            optax=lambda o: o.lion(0.01, weight_decay=0.0), keras=True, why="torch has no Lion"),
+    setting("lion-betas-weight-decay", "Lion", dict(learning_rate=0.01, beta_1=0.5, beta_2=0.9, weight_decay=0.1),
+            optax=lambda o: o.lion(0.01, b1=0.5, b2=0.9, weight_decay=0.1), keras=True, why="torch has no Lion"),
+    setting("lion-beta1-one-clipvalue", "Lion", dict(learning_rate=0.01, beta_1=1.0, clipvalue=0.5),
+            optax=lambda o: o.chain(o.clip(0.5), o.lion(0.01, b1=1.0, weight_decay=0.0)), keras=True,
+            why="torch has no Lion"),
+    setting("lion-cosine-warmup", "Lion", dict(learning_rate=S.CosineDecay(**COS)),
+            optax=lambda o: o.lion(o.warmup_cosine_decay_schedule(0.01, 0.02, 10, 40, 0.002), weight_decay=0.0),
+            lr_fn=lambda t: keras_cosine(t, **COS), keras=True, why="torch has no Lion"),
+    setting("lion-defaults", "Lion", {}, keras=True, why="torch has no Lion"),
 ]
 
 
@@ -356,6 +454,41 @@ def run_optax(s, params, grads_seq):
     return out
 
 
+def keras_module():
+    """Keras 3 on JAX (skips without it); imported here, so that the test suite runs without it."""
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"Keras runs on {keras.backend.backend()}, not JAX")
+    if not B.installed("jax"):
+        pytest.skip("jax backend not installed")
+    return keras
+
+
+def run_keras(s, params, grads_seq):
+    """Keras' optimizer of the same class name and arguments (a schedule as Keras' schedule of the
+    same config), applied to float64 `keras.Variable`s (floatx float64, x64 on)."""
+    keras = keras_module()
+    kwargs = dict(s["kwargs"])
+    lr = kwargs.get("learning_rate")
+    if isinstance(lr, S.LearningRateSchedule):
+        kwargs["learning_rate"] = getattr(keras.optimizers.schedules, type(lr).__name__).from_config(lr.get_config())
+    floatx = keras.config.floatx()
+    with B.use("jax", floatx="float64"):  # turns on jax_enable_x64
+        keras.config.set_floatx("float64")
+        try:
+            opt = getattr(keras.optimizers, s["cls"])(**kwargs)
+            variables = [keras.Variable(p, dtype="float64") for p in params]
+            out = []
+            for grads in grads_seq:
+                opt.apply_gradients(zip([keras.ops.convert_to_tensor(g, dtype="float64") for g in grads], variables))
+                out.append([np.asarray(keras.ops.convert_to_numpy(v.value), dtype=np.float64) for v in variables])
+        finally:
+            keras.config.set_floatx(floatx)
+    assert all(v.dtype == "float64" for v in variables)
+    return out
+
+
 def assert_trajectories(result, expected, rtol, atol, what):
     assert len(result) == len(expected)
     for i, path in enumerate(PATHS):
@@ -383,7 +516,10 @@ def max_relative_deviation(result, expected):
 # float64 on NumPy for every setting; on the other backends (slower per step) one setting per rule
 # and feature, since float32 below runs every setting everywhere
 FLOAT64_EVERYWHERE = {"sgd-momentum-weight-decay", "rmsprop-centered-momentum", "adagrad-global-clipnorm",
-                      "adam-epsilon-hat", "adam-cosine-warmup", "adamw-amsgrad-global-clipnorm"}
+                      "adam-epsilon-hat", "adam-cosine-warmup", "adamw-amsgrad-global-clipnorm",
+                      "nadam-weight-decay-clipnorm", "nadam-exponential-decay", "adamax-betas-epsilon",
+                      "adamax-global-clipnorm-weight-decay", "adadelta-rho-epsilon-clipvalue",
+                      "lion-betas-weight-decay", "lion-cosine-warmup"}
 
 
 @pytest.mark.parametrize("s", SETTINGS)
@@ -425,6 +561,17 @@ def test_matches_optax(s):
     assert max_relative_deviation(result, expected) < RTOL_ORACLE
 
 
+@pytest.mark.parametrize("s", [p for p in SETTINGS if p.values[0]["keras"]])
+def test_matches_keras(s):
+    """Keras 3 itself (JAX backend, float64), 50 steps: its own clipping, weight decay, schedules
+    and update rules."""
+    params, grads = problem()
+    expected = run_keras(s, params, grads)
+    result = _ours_float64(s, params, grads)
+    assert_trajectories(result, expected, RTOL_ORACLE, RTOL_ORACLE * scale(expected), "Keras")
+    assert max_relative_deviation(result, expected) < RTOL_ORACLE
+
+
 def test_the_reference_sees_a_wrong_rule():
     """The oracles have teeth: Keras' epsilon-hat Adam differs from the default form, RMSprop's
     epsilon placement matters, and both agree when epsilon is 0."""
@@ -439,6 +586,57 @@ def test_the_reference_sees_a_wrong_rule():
         zero = run_ours(O.Adam(0.01, epsilon=0.0, epsilon_hat=True), params, grads)
         zero_default = run_ours(O.Adam(0.01, epsilon=0.0), params, grads)
     assert_trajectories(zero, zero_default, 1e-12, 1e-14, "epsilon_hat with epsilon=0")
+
+
+def test_the_oracles_see_the_new_rules_differ():
+    """Nadam's momentum schedule and Adamax's epsilon placement are visible at the oracles'
+    tolerance: Keras' Nadam is neither Optax's nadam (no schedule) nor Adam, and Keras' Adamax with
+    a large epsilon is not PyTorch's (epsilon inside the maximum)."""
+    params, grads = problem()
+    lrs = [0.01] * len(grads)
+    nadam = dict(id="nadam", cls="Nadam", kwargs=dict(learning_rate=0.01), lr_fn=None,
+                 optax=lambda o: o.nadam(0.01, eps=1e-7))
+    ours = _ours_float64(nadam, params, grads)
+    assert max_relative_deviation(ours, run_optax(nadam, params, grads)) > 1e-3  # measured 0.02
+    assert max_relative_deviation(ours, reference_trajectory("Adam", {}, params, grads, lrs)) > 1e-3
+    adamax = dict(id="adamax", cls="Adamax", kwargs=dict(learning_rate=0.01, epsilon=1.0), lr_fn=None,
+                  torch=dict(cls="Adamax", kwargs=dict(lr=0.01, eps=1.0)))
+    ours = _ours_float64(adamax, params, grads)
+    assert max_relative_deviation(ours, run_torch(adamax, params, grads)) > 10 * RTOL_ORACLE  # measured 8e-5
+
+
+@pytest.mark.parametrize("name", ["nadam", "adamax", "adadelta", "lion"])
+def test_training_resumes_exactly_from_a_saved_model(tmp_path, name):
+    """2 epochs, save (with the optimizer state: Nadam's u_product too), load, 2 more epochs ==
+    4 uninterrupted epochs, bit for bit on NumPy."""
+    pn = pytest.importorskip("portanet")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((64, 5)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+
+    def fresh():
+        pn.set_seed(4)
+        model = pn.Sequential([pn.Input((5,)), pn.layers.Dense(8, activation="relu"),
+                               pn.layers.Dense(2, activation="softmax")])
+        model.compile(optimizer=O.get({"class_name": name, "config": {"learning_rate": 0.05}}),
+                      loss="sparse_categorical_crossentropy")
+        return model
+
+    with B.use("numpy", floatx="float32"):
+        straight = fresh()
+        straight.fit(x, y, epochs=4, batch_size=16, verbose=0)
+        first = fresh()
+        first.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        first.save(tmp_path / "half.pnet")
+        resumed = pn.load_model(tmp_path / "half.pnet")
+        assert isinstance(resumed.optimizer, type(first.optimizer))
+        for a, b in zip(tree_leaves(resumed.opt_state), tree_leaves(first.opt_state)):
+            np.testing.assert_array_equal(a, b)
+        if name == "nadam":
+            assert 0.0 < float(resumed.opt_state["u_product"]) < 0.9 ** 8
+        resumed.fit(x, y, epochs=4, batch_size=16, verbose=0, initial_epoch=2)
+        for got, want in zip(resumed.get_weights(), straight.get_weights()):
+            np.testing.assert_array_equal(got, want)
 
 
 def test_gradient_descent_on_x_sin_x_squared(float64):
@@ -466,7 +664,8 @@ def test_gradient_descent_on_x_sin_x_squared(float64):
 
 JIT_SETTINGS = [p for p in SETTINGS if p.id in (  # one per rule (SGD: also the jitted test below)
     "rmsprop-centered-momentum", "adagrad-global-clipnorm", "adam-cosine-warmup",
-    "adamw-amsgrad-global-clipnorm")]
+    "adamw-amsgrad-global-clipnorm", "nadam-exponential-decay", "adamax-global-clipnorm-weight-decay",
+    "adadelta-rho-epsilon-clipvalue", "lion-betas-weight-decay")]
 
 
 @pytest.mark.parametrize("s", JIT_SETTINGS)
@@ -534,17 +733,20 @@ def test_with_learning_rate_is_pure_and_jittable(backend):
 # ---------------------------------------------------------------------------------------------
 # state
 
-@pytest.mark.parametrize("name, slots", [
-    ("sgd", set()), ("rmsprop", {"velocity"}), ("adagrad", {"accumulator"}),
-    ("adam", {"momentum", "velocity"}), ("adamw", {"momentum", "velocity"})])
-def test_state_is_a_plain_dict_of_arrays(backend, name, slots):
+@pytest.mark.parametrize("name, slots, scalars", [
+    ("sgd", set(), set()), ("rmsprop", {"velocity"}, set()), ("adagrad", {"accumulator"}, set()),
+    ("adam", {"momentum", "velocity"}, set()), ("adamw", {"momentum", "velocity"}, set()),
+    ("nadam", {"momentum", "velocity"}, {"u_product"}), ("adamax", {"momentum", "norm"}, set()),
+    ("adadelta", {"accumulated_grad", "accumulated_delta_var"}, set()), ("lion", {"momentum"}, set())])
+def test_state_is_a_plain_dict_of_arrays(backend, name, slots, scalars):
     b = backend
     params = nest([b.asarray(a, dtype=b.float_dtype()) for a in problem()[0]])
     opt = O.get(name)
     state = opt.init(params)
-    assert set(state) == {"step", "learning_rate"} | slots
+    assert set(state) == {"step", "learning_rate"} | slots | scalars
     assert b.xp.isdtype(state["step"].dtype, "integral") and tuple(state["step"].shape) == ()
-    assert state["learning_rate"].dtype == b.float_dtype() and tuple(state["learning_rate"].shape) == ()
+    for scalar in {"learning_rate"} | scalars:
+        assert state[scalar].dtype == b.float_dtype() and tuple(state[scalar].shape) == ()
     for slot in slots:
         assert isinstance(state[slot], dict) and set(state[slot]) == {"dense", "scale"}
         for leaf, p in zip(flatten(state[slot]), flatten(params)):
@@ -556,9 +758,9 @@ def test_state_is_a_plain_dict_of_arrays(backend, name, slots):
     assert int(b.to_numpy(new_state["step"])) == 1
 
 
-def test_state_dtype_follows_float64(float64):
+@pytest.mark.parametrize("opt", [O.RMSprop(centered=True, momentum=0.5), O.Nadam()], ids=lambda o: o.name)
+def test_state_dtype_follows_float64(float64, opt):
     b = float64
-    opt = O.RMSprop(centered=True, momentum=0.5)
     params = {"w": b.asarray(np.ones((2, 2)), dtype=b.xp.float64)}
     state = opt.init(params)
     for leaf in tree_leaves({k: v for k, v in state.items() if k != "step"}):
@@ -573,7 +775,8 @@ def test_update_does_not_modify_its_inputs():
         params, grads = problem(steps=1)
         p, g = nest([a.copy() for a in params]), nest([a.copy() for a in grads[0]])
         for opt in (O.SGD(0.1, momentum=0.9), O.RMSprop(momentum=0.9, centered=True), O.Adagrad(),
-                    O.Adam(amsgrad=True), O.AdamW(global_clipnorm=1.0)):
+                    O.Adam(amsgrad=True), O.AdamW(global_clipnorm=1.0), O.Nadam(weight_decay=0.1), O.Adamax(),
+                    O.Adadelta(clipnorm=1.0), O.Lion(weight_decay=0.1)):
             state = opt.init(p)
             state_copy = tree_map(lambda a: np.array(a, copy=True), state)
             for _ in range(2):
@@ -585,7 +788,8 @@ def test_update_does_not_modify_its_inputs():
 
 @pytest.mark.parametrize("opt", [O.SGD(0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
                                  O.RMSprop(momentum=0.9, centered=True), O.Adagrad(),
-                                 O.Adam(amsgrad=True), O.AdamW(clipvalue=0.5)], ids=lambda o: o.name)
+                                 O.Adam(amsgrad=True), O.AdamW(clipvalue=0.5), O.Nadam(weight_decay=0.01),
+                                 O.Adamax(global_clipnorm=1.0), O.Adadelta(1.0), O.Lion(0.01)], ids=lambda o: o.name)
 def test_foreach_fast_path_gives_identical_updates(backend, opt):
     """The backend's fast path (NumPy: small parameters concatenated, large ones blockwise; a
     non-contiguous gradient among them) equals the update of each parameter alone, bit for bit."""
@@ -711,7 +915,9 @@ def test_schedule_learning_rate_is_not_settable():
 
 @pytest.mark.parametrize("name, cls", [("sgd", O.SGD), ("rmsprop", O.RMSprop), ("adagrad", O.Adagrad),
                                        ("adam", O.Adam), ("adamw", O.AdamW), ("Adam", O.Adam),
-                                       ("RMSprop", O.RMSprop)])
+                                       ("RMSprop", O.RMSprop), ("nadam", O.Nadam), ("adamax", O.Adamax),
+                                       ("adadelta", O.Adadelta), ("lion", O.Lion), ("Nadam", O.Nadam),
+                                       ("Adamax", O.Adamax), ("Adadelta", O.Adadelta), ("Lion", O.Lion)])
 def test_get_by_name_gives_keras_defaults(name, cls):
     opt = O.get(name)
     assert type(opt) is cls
@@ -730,6 +936,44 @@ def test_keras_defaults():
     assert (a.learning_rate, a.beta_1, a.beta_2, a.epsilon, a.amsgrad, a.weight_decay, a.epsilon_hat) == (
         0.001, 0.9, 0.999, 1e-7, False, None, False)
     assert O.AdamW().weight_decay == 0.004
+    for cls in (O.Nadam, O.Adamax):
+        a = cls()
+        assert (a.learning_rate, a.beta_1, a.beta_2, a.epsilon, a.weight_decay) == (0.001, 0.9, 0.999, 1e-7, None)
+    a = O.Adadelta()
+    assert (a.learning_rate, a.rho, a.epsilon, a.weight_decay) == (0.001, 0.95, 1e-7, None)
+    assert O.Lion().get_config() == {
+        "name": "lion", "learning_rate": 0.001, "weight_decay": None, "clipnorm": None,
+        "global_clipnorm": None, "clipvalue": None, "beta_1": 0.9, "beta_2": 0.99}
+
+
+KERAS_ONLY = {"use_ema", "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+              "gradient_accumulation_steps"}
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras reading its own variables with NumPy 2
+@pytest.mark.parametrize("cls", ["Nadam", "Adamax", "Adadelta", "Lion"])
+def test_config_equals_keras_config(cls):
+    """Our config has Keras' entries (less its EMA, loss-scaling and accumulation ones) and values,
+    at the defaults and at other values; Keras' config builds the same optimizer. (Keras numbers
+    unnamed optimizers, "lion_5", and reads learning_rate back from a float32 variable.)"""
+    keras = keras_module()
+    for arguments in ({}, dict(learning_rate=0.05, weight_decay=0.01, clipnorm=2.0, name="mine")):
+        theirs = {k: v for k, v in getattr(keras.optimizers, cls)(**arguments).get_config().items()
+                  if k not in KERAS_ONLY}
+        ours = getattr(O, cls)(**arguments).get_config()
+        assert set(theirs) == set(ours)
+        assert theirs["learning_rate"] == pytest.approx(ours["learning_rate"], rel=1e-7)
+        assert theirs["name"] == ours["name"] if "name" in arguments else theirs["name"].startswith(ours["name"])
+        assert {k: v for k, v in theirs.items() if k not in ("name", "learning_rate")} == {
+            k: v for k, v in ours.items() if k not in ("name", "learning_rate")}
+        again = getattr(O, cls).from_config(getattr(keras.optimizers, cls)(**arguments).get_config()).get_config()
+        assert {**again, "learning_rate": ours["learning_rate"], "name": ours["name"]} == ours
+
+
+def test_schedules_are_reachable_from_optimizers():
+    """Keras programs write keras.optimizers.schedules.ExponentialDecay."""
+    assert O.schedules is S
+    assert O.schedules.ExponentialDecay is S.ExponentialDecay
 
 
 def test_get_accepts_instances_and_config_dicts():
@@ -801,11 +1045,28 @@ BAD = [
     (lambda: O.Adam(clipnorm=1.0, global_clipnorm=1.0), "global_clipnorm", "None: only one of", "1.0",
      InvalidArgumentError),
     (lambda: O.SGD(clipnorm=1.0, clipvalue=0.5), "clipvalue", "None: only one of", "0.5", InvalidArgumentError),
-    (lambda: O.get("adamax"), "optimizer", "one of ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd']", "'adamax'",
-     InvalidArgumentError),
-    (lambda: O.get(3), "optimizer", "a name (one of ['adagrad', 'adam', 'adamw', 'rmsprop', 'sgd']), a config dict", "3", InvalidTypeError),
-    (lambda: O.get({"class_name": "Nadam", "config": {}}), "class_name", "the name of a portanet optimizer class, one of",
-     "'Nadam'", InvalidArgumentError),
+    (lambda: O.Nadam(beta_1=1.0), "beta_1", "a float in [0, 1)", "1.0", InvalidArgumentError),
+    (lambda: O.Nadam(beta_2=-0.1), "beta_2", "a float in [0, 1)", "-0.1", InvalidArgumentError),
+    (lambda: O.Nadam(epsilon=-1e-7), "epsilon", "a non-negative float", "-1e-07", InvalidArgumentError),
+    (lambda: O.Nadam(learning_rate=-0.1), "learning_rate", "a non-negative float", "-0.1", InvalidArgumentError),
+    (lambda: O.Adamax(beta_1=1.5), "beta_1", "a float in [0, 1)", "1.5", InvalidArgumentError),
+    (lambda: O.Adamax(beta_2=float("nan")), "beta_2", "a float in [0, 1)", "nan", InvalidArgumentError),
+    (lambda: O.Adamax(epsilon="tiny"), "epsilon", "a non-negative float", "'tiny'", InvalidTypeError),
+    (lambda: O.Adadelta(rho=1.0), "rho", "a float in [0, 1)", "1.0", InvalidArgumentError),
+    (lambda: O.Adadelta(rho=None), "rho", "a float in [0, 1)", "None", InvalidTypeError),
+    (lambda: O.Adadelta(epsilon=-1.0), "epsilon", "a non-negative float", "-1.0", InvalidArgumentError),
+    (lambda: O.Adadelta(clipvalue=0), "clipvalue", "None or a positive float", "0", InvalidArgumentError),
+    (lambda: O.Lion(beta_1=0.0), "beta_1", "a float in (0, 1]", "0.0", InvalidArgumentError),
+    (lambda: O.Lion(beta_1=1.01), "beta_1", "a float in (0, 1]", "1.01", InvalidArgumentError),
+    (lambda: O.Lion(beta_1="0.9"), "beta_1", "a float in (0, 1]", "'0.9'", InvalidTypeError),
+    (lambda: O.Lion(beta_2=1.0), "beta_2", "a float in [0, 1)", "1.0", InvalidArgumentError),
+    (lambda: O.Lion(weight_decay=-0.5), "weight_decay", "a non-negative float", "-0.5", InvalidArgumentError),
+    (lambda: O.get("ftrl"), "optimizer", "one of ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'lion', "
+     "'nadam', 'rmsprop', 'sgd']", "'ftrl'", InvalidArgumentError),
+    (lambda: O.get(3), "optimizer", "a name (one of ['adadelta', 'adagrad', 'adam', 'adamax', 'adamw', 'lion', "
+     "'nadam', 'rmsprop', 'sgd']), a config dict", "3", InvalidTypeError),
+    (lambda: O.get({"class_name": "Ftrl", "config": {}}), "class_name", "the name of a portanet optimizer class, one of",
+     "'Ftrl'", InvalidArgumentError),
     (lambda: S.ExponentialDecay(-0.1, 10, 0.5), "initial_learning_rate", "a non-negative float", "-0.1",
      InvalidArgumentError),
     (lambda: S.ExponentialDecay(0.1, 0, 0.5), "decay_steps", "a positive number", "0", InvalidArgumentError),

@@ -77,26 +77,42 @@ class EarlyStopping(Callback):
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (or its weights) after each epoch, or only when `monitor` improves.
+    """Save the model (or its weights) after each epoch (or every `save_freq` batches), or only
+    when `monitor` improves.
 
-    `filepath` may hold `{epoch}` and log names: "ckpt-{epoch:02d}-{val_loss:.3f}.pnet".
+    `filepath` may hold `{epoch}`, `{batch}` and log names: "ckpt-{epoch:02d}-{val_loss:.3f}.pnet".
     `save_training_state=True` also stores the optimizer state, RNG seed and epoch, for an exact
     resume with `fit(..., initial_epoch=...)` after `portanet.load_model`.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
-                 mode="auto", save_training_state=True):
+                 mode="auto", save_freq="epoch", save_training_state=True):
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
             raise invalid("filepath", "a path", filepath, InvalidTypeError)
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq <= 0):
+            raise invalid("save_freq", "'epoch' or a positive number of batches", save_freq)
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
-        self.save_training_state = save_training_state
+        self.save_freq, self.save_training_state = save_freq, save_training_state
         self.mode = _mode(monitor, mode)
-        self.best = None
+        self.best, self.epoch, self.batches = None, 0, 0
+        if save_freq != "epoch":  # a batch hook only then: it costs a host synchronisation per batch
+            self.on_train_batch_end = self.save_every
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def save_every(self, batch, logs=None):
+        self.batches += 1
+        if self.batches % self.save_freq == 0:
+            self.save(self.epoch, logs or {}, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self.save(epoch, logs or {})
+
+    def save(self, epoch, logs, batch=None):
         if self.save_best_only:
             value = _monitored(logs, self.monitor, "ModelCheckpoint")
             if value is None:
@@ -104,7 +120,7 @@ class ModelCheckpoint(Callback):
             if self.best is not None and not (value < self.best if self.mode == "min" else value > self.best):
                 return
             self.best = value
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        path = self.filepath.format(epoch=epoch + 1, **({} if batch is None else {"batch": batch + 1}), **logs)
         if self.verbose:
             print(f"Epoch {epoch + 1}: saving model to {path}")
         if self.save_weights_only:

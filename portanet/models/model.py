@@ -5,6 +5,7 @@ A model is a thin front over three parts (docs/architecture.md, "Graph, steps, t
 step functions, compiled once) and its `trainer` (the host loop). The front checks every argument
 before anything changes, then hands over.
 """
+import json
 import os
 
 from .. import random
@@ -243,7 +244,12 @@ class Model(Fitting, Layer):
         self.graph.summary(self.name, print_fn, show_input=self.summary_shows_input)
 
     def get_config(self) -> dict:
+        """The architecture: the inputs, every layer's config, the layer calls, the outputs."""
         return {"name": self.name, **(self.graph.get_config() if self.graph is not None else {})}
+
+    def to_json(self, **kwargs) -> str:
+        """The architecture as JSON text (`portanet.models.model_from_json` rebuilds it)."""
+        return json.dumps(LAYERS.serialize(self), **kwargs)
 
     @classmethod
     def from_config(cls, config):

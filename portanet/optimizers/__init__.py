@@ -18,7 +18,11 @@ State layout (every optimizer):
                             SGD "momentum" (when momentum > 0); RMSprop "velocity",
                             "average_gradient" (centered), "momentum" (momentum > 0); Adagrad
                             "accumulator"; Adam/AdamW "momentum" (m), "velocity" (v),
-                            "velocity_hat" (amsgrad). Keras' slot names.
+                            "velocity_hat" (amsgrad); Nadam "momentum", "velocity"; Adamax
+                            "momentum", "norm"; Adadelta "accumulated_grad",
+                            "accumulated_delta_var"; Lion "momentum". Keras' slot names.
+    state["u_product"]      Nadam only: 0-d float array (dtype of "learning_rate"), the product
+                            of the momentum schedule so far (Keras' `_u_product`; starts at 1)
 
 Because the learning rate lives in the state (not in the compiled code), callbacks change it
 between steps without recompiling:
@@ -40,12 +44,18 @@ Every step, in Keras' order:
   2. decoupled weight decay (`weight_decay`, Loshchilov & Hutter): w <- w - lr * weight_decay * w
   3. the optimizer's own rule with the (clipped) gradient, documented on each class.
 """
+from .. import schedules  # keras.optimizers.schedules: pn.optimizers.schedules is portanet.schedules
+from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
+from .adamax import Adamax
 from .base import REGISTRY, Optimizer
+from .lion import Lion
+from .nadam import Nadam
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 get, serialize, deserialize = REGISTRY.get, REGISTRY.serialize, REGISTRY.deserialize
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adam", "AdamW", "get", "serialize", "deserialize"]
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adagrad", "Adadelta", "Adam", "AdamW", "Adamax", "Nadam", "Lion",
+           "schedules", "get", "serialize", "deserialize"]

@@ -62,7 +62,13 @@ def one_minus_power(beta, t):
 class Optimizer(Serializable):
     """Base class. Subclasses define `_slot_names()`, `_init_slot(name, p)` and
     `_update_leaf(p, g, slots, lr, t)` (one parameter; `lr` and `t = step + 1` are 0-d arrays of
-    the parameter's dtype; returns the new parameter and the dict of its new slots)."""
+    the parameter's dtype; returns the new parameter and the dict of its new slots).
+
+    An optimizer with state of its own, not per parameter (Nadam's momentum-cache product), also
+    defines `_scalar_names()`, `_init_scalar(name, dtype)` and `_update_scalars(scalars, t)`: the
+    scalars are 0-d arrays of the state's dtype at the top of the state (next to "step"), updated
+    once per step before the parameters; `_update_leaf` finds their new values in `slots`, cast
+    to the parameter's dtype."""
 
     def __init__(self, learning_rate: LearningRate, weight_decay: float | None = None, clipnorm: float | None = None,
                  clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
@@ -91,6 +97,16 @@ class Optimizer(Serializable):
     def _update_leaf(self, p, g, slots, lr, t):
         raise NotImplementedError
 
+    def _scalar_names(self):
+        return ()
+
+    def _init_scalar(self, name, dtype):
+        raise NotImplementedError
+
+    def _update_scalars(self, scalars, t):
+        """The scalars' values for update number t (a 0-d array of the state's float dtype)."""
+        return scalars
+
     # -- the pure functions ----------------------------------------------------------------------
     @property
     def uses_schedule(self):
@@ -103,6 +119,8 @@ class Optimizer(Serializable):
         dtype = self._state_dtype(params)
         step = xp.asarray(0, dtype=xp.int32)
         state = {"step": step, "learning_rate": self._rate_at(step, dtype)}
+        for name in self._scalar_names():
+            state[name] = self._init_scalar(name, dtype)
         for slot in self._slot_names():
             state[slot] = tree_map(lambda p, slot=slot: self._init_slot(slot, p), params)
         return state
@@ -116,20 +134,24 @@ class Optimizer(Serializable):
         grads = self._clip_gradients(grads, lr.dtype)
         t = step + 1
         names = self._slot_names()
+        scalar_names = self._scalar_names()
+        scalars = self._update_scalars({n: state[n] for n in scalar_names},
+                                       _backend().xp.astype(t, lr.dtype)) if scalar_names else {}
         casts = {}
 
         def per_dtype(dtype):
             if dtype not in casts:
-                casts[dtype] = (cast(lr, dtype), _backend().xp.astype(t, dtype))
+                casts[dtype] = (cast(lr, dtype), _backend().xp.astype(t, dtype),
+                                {n: cast(s, dtype) for n, s in scalars.items()})
             return casts[dtype]
 
         def leaf(p, g, *slots):
             """(new p, *new slots): element-wise in p, g and the slots."""
-            lr_p, t_p = per_dtype(p.dtype)
+            lr_p, t_p, scalars_p = per_dtype(p.dtype)
             g = cast(g, p.dtype)
             if self.weight_decay:
                 p = p - p * self.weight_decay * lr_p
-            new_p, new_slots = self._update_leaf(p, g, dict(zip(names, slots)), lr_p, t_p)
+            new_p, new_slots = self._update_leaf(p, g, {**scalars_p, **dict(zip(names, slots))}, lr_p, t_p)
             return (new_p, *(new_slots[n] for n in names))
 
         # one tuple (p, g, *slots) per parameter; grads and slots matched to params by key (the
@@ -139,7 +161,7 @@ class Optimizer(Serializable):
         out = _backend().op("foreach")(leaf, columns)  # NumPy: small parameters together, large ones blockwise
         new_params = tree_unflatten(params, [o[0] for o in out])
         new_lr = self.learning_rate(t, dtype=lr.dtype) if self.uses_schedule else lr
-        new_state = {"step": t, "learning_rate": new_lr}
+        new_state = {"step": t, "learning_rate": new_lr, **scalars}
         for i, n in enumerate(names, start=1):
             new = tree_unflatten(params, [o[i] for o in out])
             new_state[n] = {**state[n], **new} if isinstance(new, dict) else new

@@ -4,8 +4,8 @@ the total, and metrics (docs/architecture.md, "Outputs, losses and metrics").
 `compile(loss=..., loss_weights=..., metrics=..., weighted_metrics=...)` takes, as Keras does, one
 entry for a single output, or a list (one entry per output, in order) or a dict (keyed by output
 layer names) for several. A single loss is applied to every output. The logs are named as Keras
-names them: "loss" (the weighted total, with the weight penalties), and for several outputs
-"<output>_loss" (each output's unweighted loss) and "<output>_<metric>"; metrics keep the name
+names them: "loss" (the weighted total, with the weight penalties), where several outputs have a
+loss "<output>_loss" (each one's unweighted loss), and for several outputs "<output>_<metric>"; metrics keep the name
 they were given ("acc" stays acc), a repeated name gets "_1", "_2", and a weighted metric whose
 name is taken gets "weighted_".
 """
@@ -65,13 +65,14 @@ def make_heads(output_names, loss, loss_weights=None, metrics=None, weighted_met
                 for entry in _per_output(loss, output_names, "loss", single_applies_to_all=True)]
     if all(entry is None for entry in per_loss):
         raise invalid("loss", "a loss for at least one output", loss)
-    weights = _per_output(1.0 if loss_weights is None else loss_weights, output_names, "loss_weights", False)
+    weights = [1.0] * len(output_names) if loss_weights is None else _per_output(
+        loss_weights, output_names, "loss_weights", False)
     weights = [1.0 if w is None else w for w in weights]
     for w in weights:
         if not is_number(w) or w < 0:
             raise invalid("loss_weights", "non-negative numbers", loss_weights)
     heads = [Head(name, entry, float(w)) for name, entry, w in zip(output_names, per_loss, weights)]
-    taken = {"loss", *(f"{h.name}_loss" for h in heads if several)}
+    taken = {"loss", *(name for _, name in output_losses(heads))}
     for argument, value, weighted in (("metrics", metrics, False), ("weighted_metrics", weighted_metrics, True)):
         if value is None:
             continue
@@ -94,12 +95,15 @@ def make_heads(output_names, loss, loss_weights=None, metrics=None, weighted_met
     return heads
 
 
+def output_losses(heads):
+    """(output index, log name) of each output's own loss, logged where several outputs have one."""
+    with_loss = [(o, f"{h.name}_loss") for o, h in enumerate(heads) if h.loss is not None]
+    return with_loss if len(with_loss) > 1 else []
+
+
 def log_names(heads):
-    """The logs' names in Keras' order: the loss, each output's loss (several outputs), the metrics."""
-    names = ["loss"]
-    if len(heads) > 1:
-        names += [f"{h.name}_loss" for h in heads if h.loss is not None]
-    return names + [name for h in heads for name, _, _ in h.metrics]
+    """The logs' names in Keras' order: the loss, each output's loss, the metrics."""
+    return ["loss", *(name for _, name in output_losses(heads)), *(name for h in heads for name, _, _ in h.metrics)]
 
 
 def serialize(heads):

@@ -19,6 +19,7 @@ fold_in(key, b).
 from .. import random
 from ..backend import floatx, get as _backend
 from ..tree import tree_map
+from .heads import output_losses
 
 
 def fused(graph, loss, o=0):
@@ -68,6 +69,15 @@ def _added(grads, extra):
     return {k: _added(v, extra[k]) if k in extra else v for k, v in grads.items()}
 
 
+def _aligned(params, grads):
+    """`grads` in the structure of `params`, zeros where a parameter has none (a layer that
+    only feeds an output without a loss)."""
+    if not isinstance(params, dict):
+        return grads
+    return {k: _aligned(v, grads[k]) if k in grads else tree_map(_backend().xp.zeros_like, v)
+            for k, v in params.items()}
+
+
 def _merged(tree, new):
     """`tree` with the entries of `new` (a sub-tree of it) replaced."""
     if not isinstance(new, dict):
@@ -94,9 +104,9 @@ def batch_stats(graph, heads, value, parts, out, y, w, n):
     xp = _backend().xp
     stats = {"loss": value * n, "count": xp.asarray(float(n), dtype=_backend().float_dtype())}
     outs = graph_outputs(graph, out)
+    for o, name in output_losses(heads):
+        stats[name] = parts[o] * n
     for o, head in enumerate(heads):
-        if len(heads) > 1 and head.loss is not None:
-            stats[f"{head.name}_loss"] = parts[o] * n
         for name, metric, weighted in head.metrics:
             stats[name] = metric.stats(y[o], outs[o], w[o]) if weighted else metric.stats(y[o], outs[o])
     return stats
@@ -113,7 +123,7 @@ def make_train_step(graph, heads, optimizer):
         value, parts, out, grads, caches = _training_pass(
             graph, heads, params, x, y, w, None if key is None else random.fold_in(key, batch))
         update = graph.trainable_params(params)
-        new_params, opt_state = optimizer.update(update, tree_map(lambda _, g: g, update, grads), opt_state)
+        new_params, opt_state = optimizer.update(update, _aligned(update, grads), opt_state)
         params = graph.state_updates(_merged(params, new_params), caches)
         return params, opt_state, add(totals, batch_stats(graph, heads, value, parts, out, y, w, x[0].shape[0]))
     return train_step
@@ -163,25 +173,39 @@ _DONATED = {"train": (0, 1, 2), "chunk": (0, 1, 2), "eval": (1,), "predict": ()}
 class Steps:
     """A model's steps, made and compiled once for the parts they are made of, and made again
     when one changed: the backend, floatx, the graph, the heads (losses and metrics), the
-    optimizer, `jit_compile`, or a layer's `trainable`.
+    optimizer, `jit_compile`, or a layer's `trainable`. The steps of the last few sets of parts
+    are kept, so that toggling `trainable` back and forth (a GAN's discriminator) compiles each
+    state once.
 
     `model` is read for `graph`, `heads`, `optimizer` and `jit_compile`."""
 
+    KEPT = 4
+
     def __init__(self, model):
-        self.model, self.parts, self.compiled, self.template = model, None, {}, None
+        self.model, self.cache = model, {}
 
     def _current(self):
+        """The cache entry {"steps": {...}, "template": ...} of the current parts (the parts
+        themselves are the key: held, their ids cannot be reused)."""
         m = self.model
-        parts = (_backend().name, floatx(), id(m.graph), id(m.heads), id(m.optimizer), m.jit_compile,
+        parts = (_backend().name, floatx(), m.graph, tuple(m.heads or ()), m.optimizer, m.jit_compile,
                  m.graph.trainable_flags())
-        if parts != self.parts:
-            self.parts, self.compiled, self.template = parts, {}, None
+        entry = self.cache.pop(parts, None) or {"steps": {}, "template": None}
+        self.cache[parts] = entry  # the most recent last
+        while len(self.cache) > self.KEPT:
+            del self.cache[next(iter(self.cache))]
+        return entry
+
+    @property
+    def compiled(self):
+        """{(name, donate): step} of the current parts."""
+        return self._current()["steps"]
 
     def get(self, name, donate=True):
         """The step `name` ("train", "chunk", "eval", "predict"), compiled where the backend can.
         `donate=False`: no argument is overwritten (a caller that keeps the previous params)."""
-        self._current()
-        if (name, donate) not in self.compiled:
+        compiled = self._current()["steps"]
+        if (name, donate) not in compiled:
             m = self.model
             if name in ("train", "chunk"):
                 fn = make_train_step(m.graph, m.heads, m.optimizer)
@@ -191,26 +215,24 @@ class Steps:
             else:
                 fn = make_predict_step(m.graph)
             donated = _DONATED[name] if donate else ()
-            self.compiled[name, donate] = _backend().jit(fn, donate_argnums=donated) if m.jit_compile else fn
-        return self.compiled[name, donate]
+            compiled[name, donate] = _backend().jit(fn, donate_argnums=donated) if m.jit_compile else fn
+        return compiled[name, donate]
 
     def zero_totals(self):
         """Zero running sums of the losses and of every metric's statistics (shapes probed once)."""
-        self._current()
+        entry = self._current()
         m = self.model
         xp, dtype = _backend().xp, _backend().float_dtype()
-        if self.template is None:
+        if entry["template"] is None:
             x = tuple(xp.zeros((1, *shape), dtype=dtype) for shape in m.graph.input_shapes)
             outs = graph_outputs(m.graph, self.get("predict")(m.graph.params, x))
-            template = {"loss": (), "count": ()}
+            template = {"loss": (), "count": (), **{name: () for _, name in output_losses(m.heads)}}
             for head, out in zip(m.heads, outs):
-                if len(m.heads) > 1 and head.loss is not None:
-                    template[f"{head.name}_loss"] = ()
                 y = xp.zeros(out.shape[:-1], dtype=xp.int32) if head.label_kind == "sparse" else xp.zeros_like(out)
                 for name, metric, _ in head.metrics:
                     template[name] = tree_map(lambda a: a.shape, metric.stats(y, out))
-            self.template = template
-        return _zeros(self.template, dtype)
+            entry["template"] = template
+        return _zeros(entry["template"], dtype)
 
 
 def _zeros(template, dtype):

@@ -16,6 +16,7 @@ from ..errors import DeviceMemoryError
 from ..tree import tree_map
 from . import data
 from .feeding import Batch, Chunk, choose_feed, to_device
+from .heads import output_losses
 from .streams import Stream
 
 
@@ -156,8 +157,7 @@ class Trainer:
         progress update."""
         backend, heads = _backend(), self.model.heads
         logs = {"loss": totals["loss"] / totals["count"]}
-        if len(heads) > 1:
-            logs.update({f"{h.name}_loss": totals[f"{h.name}_loss"] / totals["count"] for h in heads if h.loss})
+        logs.update({name: totals[name] / totals["count"] for _, name in output_losses(heads)})
         for head in heads:
             for name, metric, _ in head.metrics:
                 logs[name] = metric.result(totals[name])
