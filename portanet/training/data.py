@@ -177,8 +177,14 @@ def weights(sample_weight, class_weight, ys, heads, argument="sample_weight"):
         return [class_weights(ys[0], class_weight, heads[0])]
     if sample_weight is None:
         return [None] * len(heads)
-    if isinstance(sample_weight, (list, tuple, dict)) and len(heads) > 1:
-        values = entries(sample_weight, [h.name for h in heads], argument, "output")
+    names = [h.name for h in heads]
+    if isinstance(sample_weight, dict) and len(heads) > 1:  # outputs left out have no weights
+        unknown = sorted(set(sample_weight) - set(names))
+        if unknown:
+            raise invalid(argument, f"a dict keyed by the model's output names {names}", f"unknown keys {unknown}")
+        values = [sample_weight.get(name) for name in names]
+    elif isinstance(sample_weight, (list, tuple)) and len(heads) > 1:
+        values = entries(sample_weight, names, argument, "output")
     else:
         values = [sample_weight] * len(heads)  # one array for every output, as Keras
     result = []
