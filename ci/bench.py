@@ -97,7 +97,7 @@ DEFAULTS = {  # device: (models, portanet backends, peers)
     "cpu": ("lenet,mlp,mlp-wide", "numpy,jax", "torch,keras-jax,jax-optax"),
     "gpu": ("lenet,mlp-wide", "cupy,cupy-eager,jax", "torch,torch-compile"),
 }
-BACKENDS = {"cpu": ("numpy", "jax", "strict"), "gpu": ("cupy", "cupy-eager", "jax")}
+BACKENDS = {"cpu": ("numpy", "jax", "strict", "jax-dp"), "gpu": ("cupy", "cupy-eager", "jax", "jax-dp")}
 PEERS = {"torch": ("torch",), "torch-compile": ("torch",), "keras-jax": ("keras", "jax"),
          "jax-optax": ("jax", "optax")}
 VERSIONS = ("numpy", "portanet", "jax", "jaxlib", "torch", "keras", "optax", "cupy-cuda12x", "cupy-cuda13x",
@@ -188,6 +188,9 @@ class PortanetTrainer:
         if backend.name == "cupy":
             import cupy
             self.where = cupy.cuda.runtime.getDeviceProperties(backend.device.id)["name"].decode()
+        if variant == "dp":  # data parallel over every device (on a CPU: --devices simulated ones)
+            pn.distribution.set_distribution(pn.distribution.DataParallel())
+            self.where = f"{len(pn.distribution.list_devices())} x {backend.device.platform}"
         self.model = portanet_model(spec)
         self.model.compile(optimizer=pn.optimizers.Adam(LEARNING_RATE, epsilon=EPSILON),
                            loss="sparse_categorical_crossentropy", jit_compile=variant != "eager")
@@ -406,6 +409,9 @@ def worker(config):
     framework, spec = config["framework"], MODELS[config["model"]]
     if config["device"] == "cpu":
         os.environ["JAX_PLATFORMS"] = "cpu"
+        if framework.endswith("-dp"):  # the host split into simulated devices (before JAX starts)
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                       f" --xla_force_host_platform_device_count={config['devices']}").strip()
     data = np.load(config["data"])
     x, y, x_test, y_test = (data[k] for k in ("x", "y", "x_test", "y_test"))
     with np.load(config["weights"]) as arrays:
@@ -559,7 +565,8 @@ def run_model(model, dataset, frameworks, args, folder):
     try:
         for f in frameworks:
             config = {"framework": f, "model": model, "device": args.device, "threads": args.threads,
-                      "epochs": 1 + args.repeats, "data": str(data[layout(f, spec)]), "weights": str(weights)}
+                      "devices": args.devices, "epochs": 1 + args.repeats, "data": str(data[layout(f, spec)]),
+                      "weights": str(weights)}
             workers[f] = Worker(f, config, folder / f"{model}-{f}.log")
         progress(f"{model}: starting {len(frameworks)} workers")
         each(frameworks, None, lambda f, ready: results.__setitem__(f, {
@@ -665,6 +672,9 @@ def parse_args(argv):
                         help="threads for every framework (default: the usable cores, %(default)s here)")
     parser.add_argument("--quick", action="store_true", help=f"CI smoke run: --limit {QUICK_LIMIT} --repeats 1")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--devices", type=int, help="also run portanet-jax-dp: DataParallel over N devices (on "
+                        "a CPU, N simulated ones: that shows the overhead only; on a machine with N GPUs, the "
+                        "scaling), against portanet-jax on one")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -672,6 +682,10 @@ def parse_args(argv):
     models, backends, peers = DEFAULTS[args.device]
     args.models = (args.models or models).split(",")
     args.backends = backends if args.backends is None else args.backends
+    if args.devices is not None:
+        if args.devices < 1:
+            parser.error("--devices must be positive")
+        args.backends = ",".join(dict.fromkeys([*filter(None, args.backends.split(",")), "jax", "jax-dp"]))
     args.peers = peers if args.peers is None else args.peers
     if args.repeats is None:
         args.repeats = 1 if args.quick else 3

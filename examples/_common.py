@@ -31,7 +31,7 @@ CLASS_NAMES = {"fashion_mnist": pn.datasets.FASHION_MNIST_CLASSES, "mnist": pn.d
                "cifar10": pn.datasets.CIFAR10_CLASSES}
 
 
-def _integer(minimum):
+def integer(minimum):
     """An argparse type: an int >= `minimum` (0 or 1)."""
     expected = "a positive integer" if minimum == 1 else "a non-negative integer"
 
@@ -52,15 +52,15 @@ def parser(name, doc, epochs, batch_size, images=False, patience=None):
     `images`, the dataset options; with `patience`, --patience (of early stopping) too."""
     result = argparse.ArgumentParser(prog=f"{name}.py", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    result.add_argument("--epochs", type=_integer(1), default=epochs, help=f"training epochs (default {epochs})")
-    result.add_argument("--batch-size", type=_integer(1), default=batch_size,
+    result.add_argument("--epochs", type=integer(1), default=epochs, help=f"training epochs (default {epochs})")
+    result.add_argument("--batch-size", type=integer(1), default=batch_size,
                         help=f"examples per training step (default {batch_size})")
-    result.add_argument("--limit", type=_integer(1), metavar="N", help="train on the first N examples only")
+    result.add_argument("--limit", type=integer(1), metavar="N", help="train on the first N examples only")
     result.add_argument("--quick", action="store_true",
                         help=f"smoke run: 1 epoch on at most {QUICK_EXAMPLES} training and test examples")
     result.add_argument("--out", type=pathlib.Path, default=pathlib.Path("out") / name,
                         help=f"folder for plots and saved models (default out/{name})")
-    result.add_argument("--seed", type=_integer(0), default=0,
+    result.add_argument("--seed", type=integer(0), default=0,
                         help="seed of the weights, dropout and shuffling (default 0)")
     if images:
         result.add_argument("--data-dir", type=pathlib.Path,
@@ -70,14 +70,15 @@ def parser(name, doc, epochs, batch_size, images=False, patience=None):
         result.add_argument("--download", action="store_true",
                             help="download a missing dataset from its official mirrors")
     if patience is not None:
-        result.add_argument("--patience", type=_integer(0), default=patience,
+        result.add_argument("--patience", type=integer(0), default=patience,
                             help=f"epochs without a lower val_loss before training stops (default {patience})")
     return result
 
 
-def start(parser):
-    """Parse the command line, apply --quick, create --out, seed portanet and print the backend."""
-    args = parser.parse_args()
+def start(parser, args=None):
+    """Parse the command line (unless `args` are given), apply --quick, create --out, seed portanet
+    and print the backend."""
+    args = parser.parse_args() if args is None else args
     if importlib.util.find_spec("matplotlib") is None:
         sys.exit('The examples draw plots with matplotlib, which is not installed. '
                  'Install it with: pip install "portanet[plot]"')

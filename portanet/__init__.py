@@ -6,8 +6,8 @@
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=5, batch_size=50)
 """
-from . import (activations, backend, callbacks, config, datasets, initializers, layers, losses, metrics, optimizers,
-               random, regularizers, schedules, testing)
+from . import (activations, backend, callbacks, config, data, datasets, distribution, initializers, layers, losses,
+               metrics, models, optimizers, random, regularizers, schedules, testing)
 from ._version import __version__
 from .backend import floatx, set_floatx
 from .errors import BackendUnavailableError, DeviceMemoryError, InvalidArgumentError, InvalidTypeError, PortanetError

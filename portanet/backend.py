@@ -106,6 +106,41 @@ class Backend:
         """The array dtype for `floatx()`."""
         return getattr(self.xp, _floatx)
 
+    # ----- data parallelism (docs/architecture.md, "Distribution") ---------------------------------
+    layout = None            # the current data-parallel layout (set_layout), or None: one device
+    process_index, process_count = 0, 1
+
+    def list_devices(self):
+        """The devices this backend can use (names)."""
+        return [str(self.device)]
+
+    def data_parallel(self, devices=None):
+        """A layout over `devices` (None: every local device): batches split along their first
+        axis, everything else replicated. Only the jax backend has one."""
+        raise InvalidArgumentError(
+            f"Data-parallel training (portanet.distribution) runs on the jax backend (JAX's mesh and "
+            f"XLA's collectives). Expected PORTANET_BACKEND=jax. Received: backend='{self.name}'")
+
+    def set_layout(self, layout):
+        self.layout = layout
+
+    def initialize_distributed(self, coordinator_address=None, num_processes=None, process_id=None):
+        """Join this process to the others of a multi-process run (jax only)."""
+        self.data_parallel()
+
+    def barrier(self, name):
+        """Wait until every process of a multi-process run reaches this point (one process: return)."""
+
+    def asarray_batch(self, x, dtype=None):
+        """A batch (host data, examples along axis 0) on the device: under a layout, split across
+        the devices (each process sending only its part); otherwise as `asarray`."""
+        return self.asarray(x, dtype=dtype)
+
+    def constrain_batch(self, tree):
+        """Inside a step: the batch arrays of `tree` split across the layout's devices (identity
+        without a layout)."""
+        return tree
+
     # Fast paths: operation name -> a replacement for its portable implementation
     fast = {}
 

@@ -162,3 +162,18 @@ def test_bad_arguments_are_argparse_errors(arguments, message, tmp_path):
     assert result.returncode == 2
     assert "usage: roc.py" in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_data_parallel_example_on_four_devices_matches_lenet_on_one(data_dir, tmp_path):
+    if not usable("jax")[0]:
+        pytest.skip("jax backend not installed")
+    parallel = run("data_parallel", "jax", tmp_path / "dp" / "out", "--data-dir", str(data_dir),
+                   "--simulate-devices", "4")
+    single = run("lenet", "jax", tmp_path / "one" / "out", "--data-dir", str(data_dir))
+    assert "data parallel over 4 devices: cpu:0, cpu:1, cpu:2, cpu:3; global batch 128, 32 per device" in parallel.stdout
+
+    def test_line(stdout):
+        return next(line for line in stdout.splitlines() if line.startswith("test loss: "))
+
+    assert test_line(parallel.stdout) == test_line(single.stdout)
+    assert (tmp_path / "dp" / "out" / "lenet.pnet").is_file()

@@ -7,7 +7,7 @@ import itertools
 import math
 import threading
 
-from .. import callbacks as callbacks_module, optimizers
+from .. import callbacks as callbacks_module, distribution as distribution_module, optimizers
 from ..errors import InvalidArgumentError, InvalidTypeError, invalid
 from ..optimizers import Optimizer
 from ..data import check_stream_settings
@@ -179,6 +179,8 @@ class Fitting:
         """
         self._require_compiled("fit()")
         batch_size = data.check_batch_size(batch_size)
+        if distribution_module.distribution() is not None:   # the global batch, split evenly
+            distribution_module.distribution().check_batch_size(batch_size)
         validation_batch_size = data.check_batch_size(validation_batch_size or batch_size)
         for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -62,7 +62,7 @@ class Graph:
         self.outputs = [visit(t) for t in outputs]  # the value index of each output
         self.nodes, self.input_layers = nodes, [t.layer for t in inputs]
         self.output_layers = [t.layer for t in outputs]
-        self.backend_name = None  # where the parameters live, once drawn
+        self.placement = None  # where the parameters live, once drawn: (backend name, layout)
 
     # ----- structure -----------------------------------------------------------------------------
     @property
@@ -119,7 +119,7 @@ class Graph:
         with _use_backend("numpy"):
             drawn = self.draw(random.key(seed))
         self.params = transfer(drawn, "numpy")
-        self.backend_name = _backend().name
+        self.placement = current_placement()
 
     def draw(self, key):
         """Fresh weights of the layers that have none yet: layer i's drawn from fold_in(key, i)."""
@@ -163,13 +163,13 @@ class Graph:
         return updated
 
     def to_current_backend(self):
-        """Move the parameters to the current backend if they live on another; returns the name
-        of the backend they came from, or None if they did not move."""
-        source = self.backend_name
-        if source in (None, _backend().name):
+        """Move the parameters to the current backend (and data-parallel layout) if they live
+        elsewhere; returns the name of the backend they came from, or None if they did not move."""
+        if self.placement in (None, current_placement()):
             return None
+        source = self.placement[0]
         self.params = transfer(self.params, source)
-        self.backend_name = _backend().name
+        self.placement = current_placement()
         return source
 
     def count_params(self, trainable_only=False):
@@ -315,6 +315,11 @@ class Graph:
             values.append(layer(args if layer.multi_input else args[0]))
         outputs = [values[i] for i in config.get("outputs", [len(values) - 1])]
         return cls(inputs, outputs)
+
+
+def current_placement():
+    """(backend name, data-parallel layout) of arrays made now."""
+    return _backend().name, _backend().layout
 
 
 def _add(a, b):

@@ -18,7 +18,7 @@ from ..training.steps import Steps
 from ..training.trainer import Trainer
 from . import saving
 from .fitting import Fitting
-from .graph import Graph
+from .graph import Graph, current_placement
 
 
 @LAYERS.register()
@@ -149,7 +149,7 @@ class Model(Fitting, Layer):
     def params(self, value):
         self._require_built("params")
         self.graph.params = value
-        self.graph.backend_name = _backend().name
+        self.graph.placement = current_placement()
 
     def count_params(self, trainable_only: bool = False) -> int:
         self._require_built("count_params")

@@ -32,7 +32,9 @@ def save_model(model, path, include_optimizer=True, weights_only=False):
         tensors.update({name: backend.to_numpy(a)
                         for name, a in io.flatten(_positional(model.opt_state, model), "optimizer")})
         metadata["training"] = json.dumps({"seed": model.seed, "epoch": model.initial_epoch})
-    io.write(path, tensors, metadata)
+    if backend.process_index == 0:  # in a run of several processes, process 0 writes
+        io.write(path, tensors, metadata)
+    backend.barrier(f"portanet.save {path}")  # and the others see the file once save returns
 
 
 def read_model(path):

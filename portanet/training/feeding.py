@@ -44,10 +44,12 @@ class Chunk:
     arrays: tuple    # the whole data (x, y, w) on the device
 
 
-def to_device(arrays, dtypes, rows=None):
-    """The host tree `arrays` (or its rows `rows`) on the device, with the dtypes of `dtypes`."""
+def to_device(arrays, dtypes, rows=None, batch=True):
+    """The host tree `arrays` (or its rows `rows`) on the device, with the dtypes of `dtypes`: a
+    batch (split across the devices of a data-parallel layout), or whole data (replicated)."""
     backend = _backend()
-    return tree_map(lambda a, dtype: None if a is None else backend.asarray(
+    put = backend.asarray_batch if batch else backend.asarray
+    return tree_map(lambda a, dtype: None if a is None else put(
         a if rows is None else a[rows], dtype=getattr(backend.xp, dtype.name)), arrays, dtypes)
 
 
@@ -66,7 +68,7 @@ class DeviceBatches:
     """The training data copied to the device once; every batch gathered there."""
 
     def __init__(self, arrays, dtypes):
-        self.arrays = to_device(arrays, dtypes)
+        self.arrays = to_device(arrays, dtypes, batch=False)
 
     def batch(self, number, index):
         backend = _backend()
@@ -108,8 +110,8 @@ def choose_feed(arrays, dtypes, batch_size, budget, chunks):
     backend = _backend()
     bits = backend.xp.finfo(backend.float_dtype()).bits
     leaves = [a for a in tree_leaves(arrays) if a is not None]
-    if sum(a.size for a in leaves) * bits // 8 > budget:
-        return HostBatches(arrays, dtypes)
+    if sum(a.size for a in leaves) * bits // 8 > budget or backend.process_count > 1:
+        return HostBatches(arrays, dtypes)   # (several processes: each sends its part of each batch)
     if chunks and backend.compiled_loops and len(leaves[0]) >= batch_size:
         return DeviceChunks(arrays, dtypes)
     return DeviceBatches(arrays, dtypes)

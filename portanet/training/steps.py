@@ -120,6 +120,7 @@ def make_train_step(graph, heads, optimizer):
     """The train step of these parts: the optimizer updates the graph's trainable parameters, then
     the layers' non-trainable state (moving statistics) takes the values of this batch's pass."""
     def train_step(params, opt_state, totals, x, y, w, key, batch):
+        x, y, w = _backend().constrain_batch((x, y, w))   # split across a layout's devices
         value, parts, out, grads, caches = _training_pass(
             graph, heads, params, x, y, w, None if key is None else random.fold_in(key, batch))
         update = graph.trainable_params(params)
@@ -154,6 +155,7 @@ def make_chunk_step(train_step):
 
 def make_eval_step(graph, heads):
     def eval_step(params, totals, x, y, w):
+        x, y, w = _backend().constrain_batch((x, y, w))
         out, caches = graph.forward(params, graph_inputs(graph, x), False, None)
         value, parts, _ = objective(graph, heads, params, out, caches, y, w, gradients=False)
         return add(totals, batch_stats(graph, heads, value, parts, out, y, w, x[0].shape[0]))
@@ -162,6 +164,7 @@ def make_eval_step(graph, heads):
 
 def make_predict_step(graph):
     def predict_step(params, x):
+        x = _backend().constrain_batch(x)
         return graph.forward(params, graph_inputs(graph, x), False, None)[0]
     return predict_step
 
@@ -173,7 +176,7 @@ _DONATED = {"train": (0, 1, 2), "chunk": (0, 1, 2), "eval": (1,), "predict": ()}
 class Steps:
     """A model's steps, made and compiled once for the parts they are made of, and made again
     when one changed: the backend, floatx, the graph, the heads (losses and metrics), the
-    optimizer, `jit_compile`, or a layer's `trainable`. The steps of the last few sets of parts
+    optimizer, `jit_compile`, a layer's `trainable`, or the data-parallel layout. The steps of the last few sets of parts
     are kept, so that toggling `trainable` back and forth (a GAN's discriminator) compiles each
     state once.
 
@@ -189,7 +192,7 @@ class Steps:
         themselves are the key: held, their ids cannot be reused)."""
         m = self.model
         parts = (_backend().name, floatx(), m.graph, tuple(m.heads or ()), m.optimizer, m.jit_compile,
-                 m.graph.trainable_flags())
+                 m.graph.trainable_flags(), _backend().layout)
         entry = self.cache.pop(parts, None) or {"steps": {}, "template": None}
         self.cache[parts] = entry  # the most recent last
         while len(self.cache) > self.KEPT:

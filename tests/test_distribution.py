@@ -1,0 +1,102 @@
+"""Data parallelism (portanet.distribution) on the CPU: 4 simulated devices in one process, and
+two processes on 127.0.0.1 joined by `initialize` (JAX's gloo collectives), each giving the
+single-device result up to float32 reduction order. The runs happen in fresh processes
+(tests/distributed_worker.py): JAX reads XLA_FLAGS, and joins peers, only at start."""
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import portanet as pn
+from portanet import backend as B
+from portanet.errors import InvalidArgumentError
+
+pytest.importorskip("jax")
+WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
+TIMEOUT = 240
+
+
+def run_worker(out, mode, devices=1, process=None):
+    env = {**os.environ, "PORTANET_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    args = [sys.executable, WORKER, str(out), mode, *map(str, process or ())]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def finish(proc):
+    try:
+        output, _ = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        pytest.fail(f"the worker did not finish in {TIMEOUT} s:\n{output[-3000:]}")
+    return proc.returncode, output
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "results.npz"
+    code, output = finish(run_worker(out, "single"))
+    assert code == 0, output[-3000:]
+    return dict(np.load(out))
+
+
+def assert_same_training(got, want):
+    for key in want:
+        if key == "devices":
+            continue
+        np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=2e-6, err_msg=key)
+
+
+def test_four_devices_in_one_process_train_as_one(single, tmp_path):
+    out = tmp_path / "results.npz"
+    code, output = finish(run_worker(out, "parallel", devices=4))
+    assert code == 0, output[-3000:]
+    got = dict(np.load(out))
+    assert int(got["devices"]) == 4
+    assert_same_training(got, single)
+    for name in ("mlp", "cnn"):
+        np.testing.assert_allclose(got[f"{name}/reloaded"], single[f"{name}/predict"], rtol=2e-5, atol=2e-6)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_feeding_half_of_each_batch_train_as_one(single, tmp_path):
+    out = tmp_path / "results.npz"
+    coordinator = f"127.0.0.1:{free_port()}"
+    procs = [run_worker(out, "parallel", process=(coordinator, 2, i)) for i in range(2)]
+    results = [finish(p) for p in procs]
+    if any(code != 0 for code, _ in results):
+        text = "\n".join(output[-2000:] for _, output in results)
+        if "gloo" in text.lower() and "not" in text.lower() or "collectives" in text.lower():
+            pytest.skip(f"this JAX cannot run CPU collectives: {text[-300:]}")
+        pytest.fail(text)
+    got = dict(np.load(out))
+    assert int(got["devices"]) == 2
+    assert_same_training(got, single)
+
+
+def test_other_backends_name_jax():
+    with B.use("numpy"):
+        with pytest.raises(InvalidArgumentError, match="Expected PORTANET_BACKEND=jax. Received: backend='numpy'"):
+            pn.distribution.DataParallel()
+        assert pn.distribution.distribution() is None
+        assert pn.distribution.list_devices() == ["cpu"] or len(pn.distribution.list_devices()) == 1
+
+
+def test_the_global_batch_must_split_evenly():
+    """One device in this process: a DataParallel over it accepts any batch; the check itself
+    names both numbers."""
+    with B.use("jax"):
+        dp = pn.distribution.DataParallel()
+        assert dp.check_batch_size(6 * dp.num_devices) == 6 * dp.num_devices
+        dp.layout.size = 4  # as on four devices
+        with pytest.raises(InvalidArgumentError, match=r"divisible by the number of devices \(4\).*batch_size=30"):
+            dp.check_batch_size(30)
