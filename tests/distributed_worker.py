@@ -53,6 +53,11 @@ def main():
         results[f"{name}/predict"] = model.predict(x[:50], batch_size=20)
         model.save(out + f".{name}.pnet")   # written once (process 0), loaded onto the distribution
         results[f"{name}/reloaded"] = pn.load_model(out + f".{name}.pnet").predict(x[:50], batch_size=20)
+    if mode == "parallel":
+        try:
+            model.fit(x, y, batch_size=30, verbose=0)
+        except pn.InvalidArgumentError as error:
+            results["batch_error"] = np.array(str(error))
     if pn.distribution.process_index() == 0:
         np.savez(out, **results)
 
