@@ -5,6 +5,7 @@
     python ci/bench.py --models mlp-wide --repeats 5 --threads 1 --json bench.json
     python ci/bench.py --backends numpy,jax,strict --peers torch
     python ci/bench.py --device gpu                     # portanet-cupy(-eager), portanet-jax, torch(-compile)
+    python ci/bench.py --devices 4                      # also DataParallel over 4 devices
 
 Every framework trains the same model on the same data (Fashion-MNIST, pixels scaled to [0, 1],
 LeNet-5's input zero-padded to 1x32x32) with the same batch size, the same optimizer
@@ -23,7 +24,9 @@ each framework's loss on the first 256 training samples before training.
 
 | framework | what runs |
 | --- | --- |
-| portanet-<backend> | model.fit, NCHW (--backends: numpy, jax, strict on CPU; cupy, jax on GPU) |
+| portanet-<backend> | model.fit, NCHW (--backends: numpy, jax, torch, strict on CPU; cupy, jax, torch on GPU) |
+| portanet-torch | the torch backend: PyTorch's kernels, portanet's hand-written backprop (against torch's autograd) |
+| portanet-jax-dp | --devices N: DataParallel over N devices (simulated ones on a CPU: the overhead only) |
 | portanet-cupy-eager | the same without CUDA graphs (compile(jit_compile=False)) |
 | torch | PyTorch eager, a hand-written loop, NCHW |
 | torch-compile | the same loop over torch.compile(model) |
@@ -94,10 +97,11 @@ MODELS = {
                  "layers": [("dense", 1024), ("dense", 1024), ("dense", 10)]},
 }
 DEFAULTS = {  # device: (models, portanet backends, peers)
-    "cpu": ("lenet,mlp,mlp-wide", "numpy,jax", "torch,keras-jax,jax-optax"),
+    "cpu": ("lenet,mlp,mlp-wide", "numpy,jax,torch", "torch,keras-jax,jax-optax"),
     "gpu": ("lenet,mlp-wide", "cupy,cupy-eager,jax", "torch,torch-compile"),
 }
-BACKENDS = {"cpu": ("numpy", "jax", "strict", "jax-dp"), "gpu": ("cupy", "cupy-eager", "jax", "jax-dp")}
+BACKENDS = {"cpu": ("numpy", "jax", "strict", "torch", "jax-dp"),
+            "gpu": ("cupy", "cupy-eager", "jax", "torch", "jax-dp")}
 PEERS = {"torch": ("torch",), "torch-compile": ("torch",), "keras-jax": ("keras", "jax"),
          "jax-optax": ("jax", "optax")}
 VERSIONS = ("numpy", "portanet", "jax", "jaxlib", "torch", "keras", "optax", "cupy-cuda12x", "cupy-cuda13x",
@@ -182,8 +186,10 @@ class PortanetTrainer:
         name, _, variant = framework.removeprefix("portanet-").partition("-")
         backend = pn.backend.set(name)  # cupy: fails clearly without a GPU
         if device == "gpu":
-            require_gpu(framework, backend.name == "cupy" or backend.device.platform == "gpu",
-                        f"JAX runs on {backend.device}")
+            require_gpu(framework, backend.name == "cupy" or getattr(backend.device, "platform", None) == "gpu" or
+                        getattr(backend.device, "type", None) == "cuda", f"{name} runs on {backend.device}")
+        elif name == "torch":
+            pn.backend.set("torch", device="cpu")
         self.where = str(backend.device)
         if backend.name == "cupy":
             import cupy

@@ -15,7 +15,7 @@ python3 -m venv "$venv"
 . "$venv/bin/activate"
 python -m pip install -q --upgrade pip
 python -m pip install -q -e ".[test]"
-# PyTorch is an optional oracle; 2.13.0 is the CPU build this machine keeps on disk (a plain
+# PyTorch: the torch backend and an oracle; 2.13.0 is the CPU build this machine keeps on disk (a plain
 # `torch` would fetch a multi-GB CUDA build). Tests that need it skip where it is missing.
 python -m pip install -q "torch==2.13.0" || echo "ci: torch not installed; torch oracle tests will skip"
 python -m portanet info

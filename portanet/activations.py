@@ -59,8 +59,16 @@ class ReLU(Activation):
 
     def backward(self, dy, z, y):
         xp = _backend().xp
+        if (self.negative_slope, self.max_value, self.threshold) == (0.0, None, 0.0):
+            return _backend().op("relu_backward")(dy, z)
         dz = xp.where(z > self.threshold, dy, self.negative_slope * dy)
         return dz if self.max_value is None else xp.where(z >= self.max_value, 0.0, dz)
+
+
+@portable_op("relu_backward")
+def _relu_backward(dy, z):
+    """dL/dz of max(z, 0): dy where z > 0, else 0."""
+    return _backend().xp.where(z > 0.0, dy, 0.0)
 
 
 @REGISTRY.register("leaky_relu")

@@ -23,6 +23,7 @@ KNOWN = {
     "jax": ("jax", "portanet[jax]"),
     "cupy": ("cupy", "portanet[cupy]"),
     "strict": ("array_api_strict", "portanet[strict]"),
+    "torch": ("torch", "portanet[torch]"),
 }
 GPU_ONLY = ("cupy",)
 FLOATX = ("float32", "float64")
@@ -141,6 +142,19 @@ class Backend:
         without a layout)."""
         return tree
 
+    # The integer dtype of random-number words (portanet.random): uint32, or a wider type whose
+    # values are masked with `word_mask` where the library's uint32 lacks arithmetic
+    word_mask = None
+
+    @property
+    def word_dtype(self):
+        return self.xp.uint32
+
+    def select_device(self, device):
+        """Use `device` (a name such as "cpu", "cuda:1"); backends with one device accept only it."""
+        if device is not None and str(device) != str(self.device):
+            raise invalid("device", f"the {self.name} backend's device ({self.device})", device)
+
     # Fast paths: operation name -> a replacement for its portable implementation
     fast = {}
 
@@ -196,10 +210,12 @@ def get() -> Backend:
     return _current
 
 
-def set(name: str) -> Backend:
-    """Make `name` the current backend; returns the Backend."""
+def set(name: str, device: str | None = None) -> Backend:
+    """Make `name` the current backend (on `device`, where it has several: "cpu", "cuda:1",
+    "mps"); returns the Backend."""
     global _current
     backend = load(name)
+    backend.select_device(device)
     if _floatx == "float64":
         backend.enable_float64()
     _current = backend

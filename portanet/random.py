@@ -2,7 +2,9 @@
 
 The generator is Threefry-2x32 with 20 rounds (Salmon et al., "Parallel random numbers: as easy
 as 1, 2, 3", SC 2011), written only with uint32 Array API operations, so it runs on the device and
-inside `jit`. A key is a uint32 array of shape (2,). The streams are the ones `jax.random` draws
+inside `jit`. A key is a uint32 array of shape (2,). (A backend whose uint32 lacks addition and
+shifts, PyTorch's, holds the 32-bit words in a wider integer type, `Backend.word_dtype`, masked to
+32 bits after every addition and rotation: the same words, the same streams.) The streams are the ones `jax.random` draws
 with its default (partitionable) Threefry: for the same key, `bits` equals `jax.random.bits`.
 
     k = random.key(0)
@@ -21,21 +23,25 @@ _seeds = None  # after set_seed: a counter giving reproducible seeds to models b
 _PARITY = 0x1BD11BDA
 
 
-def _rotl(x, r):
-    return (x << r) | (x >> (32 - r))
-
-
 def threefry2x32(k0, k1, c0, c1):
     """Threefry-2x32, 20 rounds: encrypt counter words (c0, c1) under key words (k0, k1)."""
+    mask = _backend().word_mask  # None where words are uint32 and wrap by themselves
+
+    def wrap(x):
+        return x if mask is None else x & mask
+
+    def rotl(x, r):
+        return wrap((x << r) | (x >> (32 - r)))
+
     ks = (k0, k1, k0 ^ k1 ^ _PARITY)
-    x0, x1 = c0 + ks[0], c1 + ks[1]
+    x0, x1 = wrap(c0 + ks[0]), wrap(c1 + ks[1])
     for group in range(5):
         for r in _ROTATIONS[group % 2]:
-            x0 = x0 + x1
-            x1 = _rotl(x1, r) ^ x0
+            x0 = wrap(x0 + x1)
+            x1 = rotl(x1, r) ^ x0
         # key injection after every 4 rounds
-        x0 = x0 + ks[(group + 1) % 3]
-        x1 = x1 + ks[(group + 2) % 3] + (group + 1)
+        x0 = wrap(x0 + ks[(group + 1) % 3])
+        x1 = wrap(x1 + ks[(group + 2) % 3] + (group + 1))
     return x0, x1
 
 
@@ -44,8 +50,7 @@ def key(seed):
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise invalid("seed", "a Python int", seed)
     seed %= 2**64
-    xp = _backend().xp
-    return _backend().asarray([seed >> 32, seed & 0xFFFFFFFF], dtype=xp.uint32)
+    return _backend().asarray([seed >> 32, seed & 0xFFFFFFFF], dtype=_backend().word_dtype)
 
 
 def _hash_counters(key, n):
@@ -53,7 +58,7 @@ def _hash_counters(key, n):
     xp = _backend().xp
     if n >= 2**32:
         raise invalid("shape", "fewer than 2**32 elements", n)
-    counter = xp.arange(n, dtype=xp.uint32)
+    counter = xp.arange(n, dtype=_backend().word_dtype)
     k0, k1 = _words(key)
 
     def encrypt(c0, c1):
@@ -94,7 +99,7 @@ def split(key, num=2):
 def fold_in(key, data):
     """A new key derived from `key` and an integer (or uint32 array) `data`, e.g. a step count."""
     xp = _backend().xp
-    data = xp.reshape(xp.asarray(data, dtype=xp.uint32), (1,))
+    data = xp.reshape(xp.asarray(data, dtype=_backend().word_dtype), (1,))
     x0, x1 = threefry2x32(*_words(key), xp.zeros_like(data), data)
     return xp.concat([x0, x1])
 

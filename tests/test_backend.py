@@ -30,7 +30,7 @@ def test_unknown_backend_lists_valid_names():
 def test_unknown_backend_from_environment():
     result = run_python("import portanet", PORTANET_BACKEND="nope")
     assert result.returncode != 0
-    assert "Expected one of ['cupy', 'jax', 'numpy', 'strict']" in result.stderr
+    assert "Expected one of ['cupy', 'jax', 'numpy', 'strict', 'torch']" in result.stderr
 
 
 def test_missing_backend_names_the_extra(monkeypatch):
@@ -109,7 +109,8 @@ def test_asarray_accepts_dlpack_arrays(backend, source):
 
 def test_jit_compiles_where_the_backend_can(backend):
     """JAX traces the function once; CuPy runs it eagerly, then captures it as a CUDA graph and
-    replays that; NumPy and strict return the function itself. Every call gives its result."""
+    replays that; NumPy, strict and torch (without PORTANET_TORCH_COMPILE=1) return the function
+    itself. Every call gives its result."""
     traces = []
 
     def f(a):
@@ -120,9 +121,10 @@ def test_jit_compiles_where_the_backend_can(backend):
     for i in range(4):
         out = backend.to_numpy(jitted(backend.asarray(np.full(3, float(i), np.float32))))
         np.testing.assert_array_equal(out, np.full(3, 2.0 * i + 1.0, np.float32))
-    expected_traces = {"jax": 1, "cupy": 2}.get(backend.name, 4)
-    assert len(traces) == expected_traces
-    assert (jitted is f) == (backend.name in ("numpy", "strict"))
+    eager = backend.name in ("numpy", "strict") or (backend.name == "torch" and not backend.compiles)
+    if backend.name != "torch" or eager:  # (torch.compile replays a Python side effect at every call)
+        assert len(traces) == (4 if eager else {"jax": 1, "cupy": 2}[backend.name])
+    assert (jitted is f) == eager
 
 
 def test_info_command():

@@ -85,7 +85,7 @@ def test_keras_weights_give_the_same_outputs_channels_last():
 
 def test_gpu_options_are_checked():
     result = run_bench("--device", "gpu", "--backends", "numpy")
-    assert result.returncode == 2 and "--device gpu runs the portanet backends cupy,cupy-eager,jax, not 'numpy'" in result.stderr
+    assert result.returncode == 2 and "--device gpu runs the portanet backends cupy,cupy-eager,jax,torch,jax-dp, not 'numpy'" in result.stderr
 
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None or importlib.util.find_spec("jax") is None,
@@ -94,4 +94,4 @@ def test_device_gpu_without_a_gpu_stops_with_a_message(tiny_fashion):
     result = run_bench("--device", "gpu", "--models", "mlp", "--backends", "jax", "--peers", "",
                        "--limit", "16", data=tiny_fashion)
     assert result.returncode == 1
-    assert "portanet-jax: --device gpu, but JAX runs on" in result.stderr
+    assert "portanet-jax: --device gpu, but jax runs on" in result.stderr
