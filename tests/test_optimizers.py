@@ -1110,3 +1110,11 @@ def test_with_learning_rate_refuses_bad_values():
             opt.with_learning_rate(state, -0.5)
         with pytest.raises(InvalidTypeError):
             opt.with_learning_rate(state, "fast")
+
+
+@pytest.mark.parametrize("old, hint", [("lr", "Expected learning_rate=..."), ("decay", "a schedule")])
+def test_keras_2_argument_names_name_the_new_ones(old, hint):
+    with pytest.raises(TypeError, match=f"Invalid argument `{old}` for Adam. {hint}"):
+        O.Adam(**{old: 0.01})
+    with pytest.raises(TypeError, match=f"`{old}` for SGD"):
+        O.SGD(**{old: 0.01})

@@ -70,6 +70,16 @@ class Optimizer(Serializable):
     once per step before the parameters; `_update_leaf` finds their new values in `slots`, cast
     to the parameter's dtype."""
 
+    def __new__(cls, *args, **kwargs):
+        """Keras 2's names, refused with the one to use (before __init__ reports a bare TypeError)."""
+        renamed = {"lr": "learning_rate", "decay": "a schedule (portanet.optimizers.schedules) as learning_rate"}
+        for old, new in renamed.items():
+            if old in kwargs:
+                raise InvalidTypeError(
+                    f"Invalid argument `{old}` for {cls.__name__}. Expected {new}=... (Keras 3's name). "
+                    f"Received: {old}={kwargs[old]!r}")
+        return super().__new__(cls)
+
     def __init__(self, learning_rate: LearningRate, weight_decay: float | None = None, clipnorm: float | None = None,
                  clipvalue: float | None = None, global_clipnorm: float | None = None, name: str | None = None):
         self.learning_rate = check_learning_rate(learning_rate)
