@@ -1112,7 +1112,7 @@ def test_with_learning_rate_refuses_bad_values():
             opt.with_learning_rate(state, "fast")
 
 
-@pytest.mark.parametrize("old, hint", [("lr", "Expected learning_rate=..."), ("decay", "a schedule")])
+@pytest.mark.parametrize("old, hint", [("lr", "Expected learning_rate=..."), ("decay", "Expected a schedule")])
 def test_keras_2_argument_names_name_the_new_ones(old, hint):
     with pytest.raises(TypeError, match=f"Invalid argument `{old}` for Adam. {hint}"):
         O.Adam(**{old: 0.01})
