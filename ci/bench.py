@@ -216,7 +216,7 @@ class PortanetTrainer:
         self.model.fit(x, y, batch_size=self.batch, epochs=epochs, verbose=0, seed=SEED, callbacks=[Timer()])
 
     def predict(self, x):
-        return self.model.predict(x, batch_size=EVAL_BATCH)
+        return self.model.predict(x, batch_size=EVAL_BATCH, verbose=0)
 
 
 class TorchTrainer:

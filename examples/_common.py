@@ -2,7 +2,7 @@
 
 Not an example itself. Every example accepts
 
-    --epochs N  --batch-size N  --limit N  --quick  --out DIR  --seed N
+    --epochs N  --batch-size N  --limit N  --quick  --out DIR  --seed N  --backend NAME  --verbose 0|1|2
 
 and the examples on image datasets also ``--data-dir DIR`` and ``--download``. Run any example
 with ``--help`` for its defaults.
@@ -47,11 +47,16 @@ def integer(minimum):
     return parse
 
 
-def parser(name, doc, epochs, batch_size, images=False, patience=None):
+def parser(name, doc, epochs, batch_size, images=False, patience=None, verbose=VERBOSE):
     """The argument parser of example `name` (its --help shows the module docstring `doc`); with
-    `images`, the dataset options; with `patience`, --patience (of early stopping) too."""
+    `images`, the dataset options; with `patience`, --patience (of early stopping) too; `verbose`
+    the default of --verbose."""
     result = argparse.ArgumentParser(prog=f"{name}.py", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    result.add_argument("--backend", choices=sorted(pn.backend.KNOWN),
+                        help="the array backend (default: $PORTANET_BACKEND, else numpy)")
+    result.add_argument("--verbose", type=int, choices=(0, 1, 2), default=verbose,
+                        help=f"0: silent, 1: a progress bar, 2: a line per epoch (default {verbose})")
     result.add_argument("--epochs", type=integer(1), default=epochs, help=f"training epochs (default {epochs})")
     result.add_argument("--batch-size", type=integer(1), default=batch_size,
                         help=f"examples per training step (default {batch_size})")
@@ -85,27 +90,33 @@ def start(parser, args=None):
     if args.quick:
         args.epochs, args.limit = 1, min(args.limit or QUICK_EXAMPLES, QUICK_EXAMPLES)
     args.out.mkdir(parents=True, exist_ok=True)
+    backend = pn.backend.set(args.backend) if args.backend else pn.backend.get()
     pn.set_seed(args.seed)
-    backend = pn.backend.get()
     print(f"backend: {backend.name} (device: {backend.device})")
     return args
 
 
 def load_images(args, *loaders, required=True):
     """The first dataset found of `loaders` (names of portanet.datasets functions, e.g.
-    "mnist", "fashion_mnist"): (name, ((x_train, y_train), (x_test, y_test))). Says which it uses
-    and where it looked for the others. When none is found (or downloaded, with --download) it
-    exits, or returns (None, None) if not `required`."""
+    "mnist", "fashion_mnist"): (name, ((x_train, y_train), (x_test, y_test))). Says in one line
+    each which it did not find and which it falls back to. When none is found (or downloaded,
+    with --download) it exits, or returns (None, None) if not `required`."""
+    missing = []
     for name in loaders:
         try:
             data = getattr(pn.datasets, name)(path=args.data_dir, download=args.download)
-        except pn.datasets.DatasetNotFoundError as error:
-            print(error)
+        except pn.datasets.DatasetNotFoundError:
+            where = f"in {args.data_dir}" if args.data_dir else "in portanet.datasets' usual places"
+            print(f"{TITLES[name]} not found {where} (--data-dir DIR: a folder holding it; --download: fetch it)")
+            missing.append(name)
             continue
+        if missing:
+            print(f"falling back to {TITLES[name]} instead of {', '.join(TITLES[m] for m in missing)}")
         print(f"dataset: {TITLES[name]}")
         return name, data
     if required:
-        sys.exit(f"None of {', '.join(TITLES[name] for name in loaders)} was found.")
+        sys.exit(f"None of {', '.join(TITLES[name] for name in loaders)} was found: pass --data-dir DIR or "
+                 f"--download (see the lines above).")
     return None, None
 
 
@@ -129,7 +140,7 @@ def fit(args, model, x, y, callbacks=(), **options):
     """model.fit with the command line's epochs and batch size, printing one line per epoch; the
     History it returns also holds the seconds of each epoch (`history.seconds`)."""
     timer = pn.callbacks.EpochTimer()
-    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=VERBOSE,
+    history = model.fit(x, y, epochs=args.epochs, batch_size=args.batch_size, verbose=args.verbose,
                         callbacks=[*callbacks, timer], **options)
     history.seconds = timer.seconds
     return history
@@ -153,7 +164,7 @@ def report(args, model, history, x_test, y_test, label=None):
 def classification(args, model, x_test, y_test, class_names, path, title):
     """Print the confusion matrix and classification report of a classifier on the test set and
     plot the matrix into `path`."""
-    predicted = model.predict(x_test, batch_size=args.batch_size).argmax(axis=1)
+    predicted = model.predict(x_test, batch_size=args.batch_size, verbose=0).argmax(axis=1)
     cm = pn.reports.confusion_matrix(y_test, predicted, num_classes=len(class_names))
     print("confusion matrix (rows: true class, columns: predicted class):")
     print(cm)

@@ -32,8 +32,6 @@ def main():
     parser = common.parser("cifar_dense", __doc__, epochs=20, batch_size=64, images=True)
     args = common.start(parser)
     name, data = common.load_images(args, "cifar10", "fashion_mnist")
-    if name != "cifar10":
-        print("CIFAR-10 is not available: using Fashion-MNIST instead.")
     (x_train, y_train), (x_test, y_test) = common.limit(args, *data)
     x_train, x_test = pn.datasets.mean_subtract(common.pixels(x_train, flatten=True),
                                                 common.pixels(x_test, flatten=True))

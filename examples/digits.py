@@ -23,7 +23,7 @@ def build(variant):
 
 
 def main():
-    parser = common.parser("digits", __doc__, epochs=200, batch_size=32, patience=10)
+    parser = common.parser("digits", __doc__, epochs=200, batch_size=32, patience=10, verbose=0)
     args = common.start(parser)
     (x_train, y_train), (x_test, y_test) = pn.datasets.digits(seed=args.seed)
     train, test = common.limit(args, (x_train, y_train), (x_test, y_test))

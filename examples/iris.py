@@ -25,7 +25,7 @@ def build(variant):
 
 
 def main():
-    parser = common.parser("iris", __doc__, epochs=300, batch_size=16, patience=20)
+    parser = common.parser("iris", __doc__, epochs=300, batch_size=16, patience=20, verbose=0)
     args = common.start(parser)
     (x_train, y_train), (x_test, y_test) = pn.datasets.iris(seed=args.seed)
     x_train, x_test = pn.datasets.standardize(x_train, x_test)

@@ -30,7 +30,7 @@ def main():
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     history = common.fit(args, model, *train, validation_split=0.2)
     common.report(args, model, history, *test)
-    scores = model.predict(test[0], batch_size=args.batch_size)[:, 0]
+    scores = model.predict(test[0], batch_size=args.batch_size, verbose=0)[:, 0]
     fpr, tpr, _ = pn.reports.roc_curve(test[1], scores)
     precision, recall, _ = pn.reports.precision_recall_curve(test[1], scores)
     roc_auc, pr_auc = pn.reports.auc(fpr, tpr), pn.reports.auc(recall, precision)

@@ -1,9 +1,12 @@
-"""`python -m portanet info`: version, backends, devices and float dtype."""
+"""`python -m portanet info` (or `portanet info`): version, backends, devices, float dtype and
+the threads the array libraries use."""
 import argparse
 import importlib.metadata
+import os
 import sys
 
 from . import __version__, backend
+from .errors import PortanetError
 
 
 def _library_version(name):
@@ -14,10 +17,15 @@ def _library_version(name):
         return importlib.import_module(backend.KNOWN[name][0]).__version__
 
 
-def info(out=sys.stdout):
-    current = backend.get()
+def info(out=None):
+    """Print what portanet runs on; a bad PORTANET_* setting is reported in place, not raised."""
+    out = out or sys.stdout
     print(f"portanet {__version__}", file=out)
-    print(f"backend: {current.name} (device: {current.device})", file=out)
+    try:
+        current = backend.get()
+        print(f"backend: {current.name} (device: {current.device})", file=out)
+    except (PortanetError, ImportError) as error:
+        print(f"backend: unusable: {error}", file=out)
     print(f"floatx:  {backend.floatx()}", file=out)
     print("backends:", file=out)
     for name, (library, extra) in backend.KNOWN.items():
@@ -34,10 +42,16 @@ def info(out=sys.stdout):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m portanet")
+    program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    parser = argparse.ArgumentParser(prog="python -m portanet" if program in ("", "__main__.py", "-c") else program)
     parser.add_argument("command", choices=["info"], help="what to do")
     parser.parse_args(argv)
-    info()
+    try:
+        info()
+        sys.stdout.flush()
+    except BrokenPipeError:  # `portanet info | head -3`: the reader left; no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -204,9 +204,16 @@ def load(name: str) -> Backend:
 
 
 def get() -> Backend:
-    """The current Backend."""
+    """The current Backend (the first call reads PORTANET_BACKEND and PORTANET_FLOATX; a bad value
+    is reported then, with the valid ones)."""
     if _current is None:
-        set(os.environ.get("PORTANET_BACKEND", "numpy") or "numpy")
+        value = os.environ.get("PORTANET_FLOATX", "float32") or "float32"
+        if value not in FLOATX:
+            raise invalid("PORTANET_FLOATX", f"one of {list(FLOATX)}", value)
+        name = os.environ.get("PORTANET_BACKEND", "numpy") or "numpy"
+        if name not in KNOWN:
+            raise invalid("PORTANET_BACKEND", f"one of {sorted(KNOWN)}", name)
+        set(name)
     return _current
 
 
@@ -283,9 +290,14 @@ def _set_floatx_unchecked(value):
 
 
 def _init_from_environment():
+    """At import: floatx and the backend from the environment. A bad value does not stop the
+    import (no traceback through `import portanet`): `get()` reports it at first use, and
+    `python -m portanet info` in its table."""
     global _floatx
     value = os.environ.get("PORTANET_FLOATX", "float32") or "float32"
-    if value not in FLOATX:
-        raise invalid("PORTANET_FLOATX", f"one of {list(FLOATX)}", value)
-    _floatx = value
-    get()
+    if value in FLOATX:
+        _floatx = value
+    try:
+        get()
+    except (InvalidArgumentError, BackendUnavailableError):
+        pass

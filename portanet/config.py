@@ -21,12 +21,14 @@ def _checked(value, name):
     return value
 
 
-_image_data_format = _checked(os.environ.get("PORTANET_IMAGE_DATA_FORMAT") or "channels_first",
-                              "PORTANET_IMAGE_DATA_FORMAT")
+_image_data_format = None  # set_image_data_format's value; None: PORTANET_IMAGE_DATA_FORMAT's
 
 
 def image_data_format() -> str:
-    """"channels_first" (default) or "channels_last": the layout image layers use when given none."""
+    """"channels_first" (default) or "channels_last": the layout image layers use when given none
+    (read from PORTANET_IMAGE_DATA_FORMAT, checked, when first needed)."""
+    if _image_data_format is None:
+        return _checked(os.environ.get("PORTANET_IMAGE_DATA_FORMAT") or "channels_first", "PORTANET_IMAGE_DATA_FORMAT")
     return _image_data_format
 
 

@@ -71,7 +71,13 @@ def write(path, tensors, metadata):
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise invalid("filepath", "a file path", f"{path} (a directory)")
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"Cannot write {path!r}: its folder {os.path.dirname(path) or directory!r} does not "
+                                f"exist. Create it first (os.makedirs) or choose another path.")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # the permissions of any new file (mkstemp makes it 0600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(struct.pack("<Q", len(encoded)))

@@ -27,10 +27,36 @@ def test_unknown_backend_lists_valid_names():
     assert "Received: backend='nope'" in str(info.value)
 
 
-def test_unknown_backend_from_environment():
-    result = run_python("import portanet", PORTANET_BACKEND="nope")
-    assert result.returncode != 0
-    assert "Expected one of ['cupy', 'jax', 'numpy', 'strict', 'torch']" in result.stderr
+@pytest.mark.parametrize("variable, value, expected", [
+    ("PORTANET_BACKEND", "nope", "Expected one of ['cupy', 'jax', 'numpy', 'strict', 'torch']"),
+    ("PORTANET_FLOATX", "float16", "Expected one of ['float32', 'float64']"),
+    ("PORTANET_IMAGE_DATA_FORMAT", "nhwc", "Expected one of ['channels_first', 'channels_last']"),
+    ("PORTANET_DEVICE_DATA_BUDGET", "lots", "Expected a number of bytes"),
+])
+def test_a_bad_setting_is_reported_at_first_use_not_at_import(variable, value, expected):
+    """`import portanet` never fails with a traceback; the first use says what is wrong, and
+    `python -m portanet info` shows it in its table."""
+    assert run_python("import portanet", **{variable: value}).returncode == 0
+    use = ("import numpy as np, portanet as pn\n"
+           "m = pn.Sequential([pn.Input((3, 4, 4)), pn.layers.Conv2D(2, 3), pn.layers.Flatten(), pn.layers.Dense(1)])\n"
+           "m.compile('sgd', 'mse'); m.fit(np.zeros((4, 3, 4, 4)), np.zeros((4, 1)), verbose=0)")
+    result = run_python(use, **{variable: value})
+    assert result.returncode != 0 and expected in result.stderr and f"Received: {variable}='{value}'" in result.stderr
+    if variable in ("PORTANET_BACKEND", "PORTANET_FLOATX"):
+        info = run_python("import portanet.__main__ as m; m.main(['info'])", **{variable: value})
+        assert info.returncode == 0 and "backend: unusable: " in info.stdout and expected in info.stdout
+
+
+def test_info_piped_into_head_ends_quietly():
+    result = subprocess.run(f"{sys.executable} -m portanet info | head -1", shell=True, capture_output=True,
+                            text=True, timeout=120)
+    assert result.stdout.startswith("portanet ") and result.stderr == ""
+
+
+def test_the_command_names_itself_as_it_was_called():
+    code = "import sys; sys.argv = ['/usr/bin/portanet']; import portanet.__main__ as m; m.main(['bogus'])"
+    assert run_python(code).stderr.startswith("usage: portanet ")
+    assert run_python("import portanet.__main__ as m; m.main(['bogus'])").stderr.startswith("usage: python -m portanet ")
 
 
 def test_missing_backend_names_the_extra(monkeypatch):

@@ -36,7 +36,8 @@ COMMON_LINES = ("test accuracy: ", "seconds per epoch: ")
 # example -> (files written into --out, lines printed, whether it reads image datasets)
 EXPECTED = {
     "lenet": (("lenet.pnet", "history.png"), ("dataset: Fashion-MNIST", "Total params: 61,706"), True),
-    "mlp_sgd": (("accuracy.png",), ("MNIST not found", "dataset: Fashion-MNIST", "SGD: test loss",
+    "mlp_sgd": (("accuracy.png",), ("MNIST not found", "falling back to Fashion-MNIST instead of MNIST",
+                                    "dataset: Fashion-MNIST", "SGD: test loss",
                                     "SGD with momentum 0.5: test loss"), True),
     "optimizers": (("descent.png", "val_accuracy.png"),
                    ("x after 1000", "dataset: Fashion-MNIST",
@@ -177,3 +178,10 @@ def test_data_parallel_example_on_four_devices_matches_lenet_on_one(data_dir, tm
 
     assert test_line(parallel.stdout) == test_line(single.stdout)
     assert (tmp_path / "dp" / "out" / "lenet.pnet").is_file()
+
+
+def test_the_backend_flag_and_the_verbose_level(tmp_path):
+    result = run("roc", "numpy", tmp_path / "out", "--backend", "strict", "--verbose", "2")
+    assert "backend: strict" in result.stdout and "Epoch 1/1 - " in result.stdout
+    quiet = run("iris", "numpy", tmp_path / "iris")   # iris prints no epoch lines unless asked
+    assert "Epoch " not in quiet.stdout and "test accuracy: " in quiet.stdout

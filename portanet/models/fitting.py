@@ -244,18 +244,29 @@ class Fitting:
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
         return logs if return_dict else _flat(logs)
 
-    def predict(self, x, batch_size: int | None = None, verbose: int | str = 0, steps: int | None = None,
+    def predict(self, x, batch_size: int | None = None, verbose: int | str = "auto", steps: int | None = None,
                 callbacks: list | None = None):
-        """The model's outputs for x (arrays, or a stream of batches) as a NumPy array (a list
-        of arrays for several outputs), in batches of `batch_size` (default 32), in inference
-        mode (dropout off)."""
+        """The model's outputs for x, in batches, in inference mode (dropout off).
+
+        Args:
+            x: host arrays (a list or dict for several inputs), or a stream of batches (x, or
+                tuples whose first entry is x).
+            batch_size: examples per step (default 32).
+            verbose: "auto" or 1: a progress bar; 0: silent.
+            steps: batches to read from a stream (default: to its end).
+            callbacks: callbacks whose predict hooks are called.
+
+        Returns:
+            A NumPy array (batch, ...) of the model's output; a list of them for several outputs.
+        """
         batch_size = data.check_batch_size(batch_size)
+        verbose = data.check_verbose(verbose)
         if steps is not None:
             _check_steps("steps", steps)
         source = self._source(x, None, None, None, True, steps, targets=False)
         callback_list = callbacks_module.CallbackList(callbacks, model=self)
         with memory_hint(batch_size):
-            outputs = self.trainer.predict(source, batch_size, callback_list)
+            outputs = self.trainer.predict(source, batch_size, callback_list, verbose=verbose)
         return outputs if len(outputs) > 1 else outputs[0]
 
     # ----- one batch -------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ..backend import get as _backend, place, transfer
 from ..errors import InvalidArgumentError, invalid
 from ..layers import REGISTRY as LAYERS
 from ..layers.base import Layer, SymbolicTensor, unique_name
-from ..training import feeding, heads as heads_module
+from ..training import heads as heads_module
 from ..training.steps import Steps
 from ..training.trainer import Trainer
 from . import saving
@@ -30,7 +30,7 @@ class Model(Fitting, Layer):
     put in a Sequential, it is one node whose forward and backward passes run its own graph, its
     weights the weights of its layers (docs/architecture.md, "Models as layers").
 
-    `device_data_budget` (bytes; PORTANET_DEVICE_DATA_BUDGET, default 2 GiB; settable per model):
+    `device_data_budget` (bytes; default None: PORTANET_DEVICE_DATA_BUDGET, else 2 GiB; settable per model):
     `fit` puts training data of at most this size (as floats) on the device once and gathers
     each batch there; larger data is sent batch by batch.
 
@@ -41,7 +41,7 @@ class Model(Fitting, Layer):
     `stop_training` (set by callbacks).
     """
 
-    device_data_budget = feeding.budget_from_environment()
+    device_data_budget = None   # bytes; None: PORTANET_DEVICE_DATA_BUDGET's (read at each fit)
     summary_shows_input = True  # Keras shows a functional model's InputLayer, not a Sequential's
 
     def __init__(self, inputs: SymbolicTensor | list | None = None, outputs: SymbolicTensor | list | None = None,

@@ -8,17 +8,27 @@ the architecture, the compile settings (every object in the registries' {"class_
 shape) and the training position (seed, epochs done).
 """
 import json
+import os
 
 from .. import io, optimizers
 from ..training import heads
 from ..backend import get as _backend
+from ..errors import invalid
 from ..io import ModelFileError, json_entry
 from ..tree import tree_map
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
 def save_model(model, path, include_optimizer=True, weights_only=False):
     """Write `model` (built) to `path`: the weights, and unless `weights_only` the architecture
-    and compile settings; with `include_optimizer` the optimizer state and training position."""
+    and compile settings; with `include_optimizer` the optimizer state and training position.
+    A Keras file name (.keras, .h5) is refused: Keras could not read the file."""
+    if os.fspath(path).lower().endswith(KERAS_SUFFIXES):
+        raise invalid("filepath", "a portanet file name such as 'model.pnet' (portanet writes its own safetensors "
+                      "format, which Keras cannot read: a .keras or .h5 name would promise a Keras file)",
+                      os.fspath(path))
     backend = _backend()
     tensors = {name: backend.to_numpy(a) for name, a in io.flatten(_positional(model.params, model), "weights")}
     metadata = {"format": io.FORMAT, "format_version": str(io.FORMAT_VERSION), "backend": backend.name,

@@ -7,15 +7,18 @@ checks them before anything changes).
 """
 import contextlib
 import math
+import sys
 import time
 import warnings
+
+from tqdm.auto import tqdm
 
 from .. import callbacks as callbacks_module, random
 from ..backend import floatx, get as _backend, place
 from ..errors import DeviceMemoryError
 from ..tree import tree_map
 from . import data
-from .feeding import Batch, Chunk, choose_feed, to_device
+from .feeding import Batch, Chunk, budget_from_environment, choose_feed, to_device
 from .heads import output_losses
 from .streams import Stream
 
@@ -58,7 +61,8 @@ class Trainer:
         model, backend = self.model, _backend()
         keep_previous = callback_list.wants("train_batch")  # per-batch logs: no donated arguments
         feed = None if isinstance(train, Stream) else choose_feed(
-            train, data.dtypes(train, model.heads, floatx()), batch_size, model.device_data_budget,
+            train, data.dtypes(train, model.heads, floatx()), batch_size,
+            budget_from_environment() if model.device_data_budget is None else model.device_data_budget,
             chunks=model.jit_compile and not keep_previous)
         model.stop_training = False
         callback_list.call("on_train_begin", {})
@@ -181,21 +185,27 @@ class Trainer:
             callback_list.call("on_test_end", logs)
         return logs
 
-    def predict(self, source, batch_size, callback_list=None):
+    def predict(self, source, batch_size, callback_list=None, verbose=0):
         """The model's outputs for host arrays (x, (), ()) or a Stream, as a list of NumPy arrays
-        (one per output), in batches, in inference mode."""
+        (one per output), in batches, in inference mode; `verbose` 1 shows a progress bar."""
         backend, graph = _backend(), self.model.graph
         step = self.model.steps.get("predict")
         if callback_list is not None:
             callback_list.call("on_predict_begin", {})
         outputs = []
+        steps = source.batches_per_epoch if isinstance(source, Stream) else -(-len(source[0][0]) // batch_size)
+        bar = tqdm(total=steps, desc="predict", unit="step", file=sys.stdout, dynamic_ncols=True) if verbose else None
         for batch in self._batches(source, batch_size):
+            if bar is not None:
+                bar.update(1)
             if callback_list is not None:
                 callback_list.call_batch("predict", "begin", batch.number, {})
             out = step(graph.params, batch.arrays[0])
             outputs.append(tree_map(backend.to_numpy, list(out) if len(graph.outputs) > 1 else [out]))
             if callback_list is not None:
                 callback_list.call_batch("predict", "end", batch.number, {"outputs": outputs[-1]})
+        if bar is not None:
+            bar.close()
         if callback_list is not None:
             callback_list.call("on_predict_end", {})
         return [data.concatenate(parts) for parts in zip(*outputs)]
