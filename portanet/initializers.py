@@ -2,7 +2,17 @@
 
 Fans: a Dense kernel (in, out) has fan_in = in, fan_out = out; a Conv2D kernel (out, in, kh, kw)
 has fan_in = in*kh*kw and fan_out = out*kh*kw (PyTorch's rule for that layout). The variance
-scalings follow Keras (glorot_normal, he_normal and lecun_normal are truncated normals).
+scalings follow Keras (glorot_normal, he_normal and lecun_normal are truncated normals):
+
+    GlorotUniform()  VarianceScaling(1.0, "fan_avg", "uniform")           (the default of kernels)
+    GlorotNormal()   VarianceScaling(1.0, "fan_avg", "truncated_normal")
+    HeNormal()       VarianceScaling(2.0, "fan_in", "truncated_normal")
+    HeUniform()      VarianceScaling(2.0, "fan_in", "uniform")
+    LecunNormal()    VarianceScaling(1.0, "fan_in", "truncated_normal")
+    LecunUniform()   VarianceScaling(1.0, "fan_in", "uniform")
+
+Layers take an initializer by name ("he_normal"), config or object. Unlike Keras', initializers take no
+`seed`: the key passed at each call decides the draw (`pn.set_seed` fixes the keys).
 """
 import math
 
@@ -27,7 +37,7 @@ def fans(shape):
 
 
 class Initializer(Serializable):
-    """Base class: `init(key, shape, dtype=None)` draws an array; `get_config()` gives the
+    """Base class: `initializer(key, shape, dtype=None)` draws an array; `get_config()` gives the
     constructor's arguments."""
 
     def __call__(self, key, shape, dtype=None):
@@ -45,6 +55,12 @@ REGISTRY = Registry("initializer", Initializer)
 
 @REGISTRY.register("constant")
 class Constant(Initializer):
+    """Fills with a constant value.
+
+    Args:
+        value: the value (a float). Default 0.0.
+    """
+
     def __init__(self, value=0.0):
         self.value = float(value)
 
@@ -55,6 +71,8 @@ class Constant(Initializer):
 
 @REGISTRY.register("zeros")
 class Zeros(Constant):
+    """Fills with 0 (the default of biases). No arguments."""
+
     def __init__(self):
         super().__init__(0.0)
 
@@ -64,6 +82,8 @@ class Zeros(Constant):
 
 @REGISTRY.register("ones")
 class Ones(Constant):
+    """Fills with 1. No arguments."""
+
     def __init__(self):
         super().__init__(1.0)
 
@@ -73,6 +93,13 @@ class Ones(Constant):
 
 @REGISTRY.register("random_normal")
 class RandomNormal(Initializer):
+    """Draws from a normal distribution (not truncated).
+
+    Args:
+        mean: the mean. Default 0.0.
+        stddev: the standard deviation. Default 0.05.
+    """
+
     def __init__(self, mean=0.0, stddev=0.05):
         self.mean, self.stddev = float(mean), float(stddev)
 
@@ -82,6 +109,13 @@ class RandomNormal(Initializer):
 
 @REGISTRY.register("random_uniform")
 class RandomUniform(Initializer):
+    """Draws from a uniform distribution on [minval, maxval) ("uniform" in Embedding).
+
+    Args:
+        minval: the lower bound. Default -0.05.
+        maxval: the upper bound. Default 0.05.
+    """
+
     def __init__(self, minval=-0.05, maxval=0.05):
         self.minval, self.maxval = float(minval), float(maxval)
 
@@ -91,7 +125,20 @@ class RandomUniform(Initializer):
 
 @REGISTRY.register()
 class VarianceScaling(Initializer):
-    """Draws with variance scale / n, n = fan_in, fan_out or their mean (Keras' VarianceScaling)."""
+    """Draws with variance scale / n, n = fan_in, fan_out or their mean (Keras' VarianceScaling).
+
+    n is at least 1. "uniform" draws from [-limit, limit), limit = sqrt(3 * scale / n);
+    "truncated_normal" from a normal truncated to 2 standard deviations, rescaled to the variance;
+    "untruncated_normal" from N(0, scale / n).
+
+    Args:
+        scale: the scaling factor (a float). Default 1.0.
+        mode: "fan_in" (the default), "fan_out" or "fan_avg".
+        distribution: "truncated_normal" (the default), "untruncated_normal" or "uniform".
+
+    Example:
+        pn.layers.Dense(64, kernel_initializer=pn.initializers.VarianceScaling(2.0, "fan_out"))
+    """
 
     def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal"):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -116,6 +163,8 @@ class VarianceScaling(Initializer):
 def _scaling(name, scale, mode, distribution):
     """A preset of VarianceScaling, known to the registry by Keras' name for it."""
     def make():
+        """Keras' initializer of this name: a VarianceScaling preset (the table in the module
+        docstring gives its scale, mode and distribution). No arguments."""
         return VarianceScaling(scale, mode, distribution)
     make.__name__ = name
     REGISTRY.name(snake_case(name), make)

@@ -3,8 +3,8 @@
 Each loss computes every example's loss l and, from its cache, g = dl/dy_pred:
 
     l, cache = loss.per_example(y_true, y_pred)      l: y_pred's shape without the reduced axis (the
-    g = loss.per_example_grad(cache)                 last): a mean for the regression losses, a sum
-                                                     for the cross-entropies
+    g = loss.per_example_grad(cache)                 last): a mean for the regression and binary
+                                                     losses, a sum for the categorical ones
     value = sum(w * l) / n,   dvalue/dy_pred = g * w / n      n examples, sample weights w (default 1)
 
 `forward(y_true, y_pred, sample_weight=None) -> (value, cache)` and `backward(cache)` do the
@@ -30,7 +30,10 @@ EPSILON = 1e-7
 
 
 class Loss(Serializable):
-    """Base class: `per_example(y_true, y_pred) -> (l, cache)`, `per_example_grad(cache)`."""
+    """Base class: `per_example(y_true, y_pred) -> (l, cache)`, `per_example_grad(cache)`.
+
+    Args:
+        from_logits: whether y_pred holds logits rather than probabilities (cross-entropies). Default False."""
     name = None
     # what y_true must look like: "dense" (same shape as y_pred), "sparse" (class indices),
     # "binary" (0/1, same shape as y_pred)
@@ -119,7 +122,10 @@ class _Regression(Loss):
 
 @REGISTRY.register("mean_squared_error", "mse")
 class MeanSquaredError(_Regression):
-    """l = mean (y_pred - y_true)^2;  dl/dy_pred = 2 (y_pred - y_true) / K."""
+    """Mean squared error: l = mean (y_pred - y_true)^2;  dl/dy_pred = 2 (y_pred - y_true) / K.
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "mean_squared_error"
 
     def f(self, d):
@@ -131,7 +137,10 @@ class MeanSquaredError(_Regression):
 
 @REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(_Regression):
-    """l = mean |y_pred - y_true|;  dl/dy_pred = sign(y_pred - y_true) / K."""
+    """Mean absolute error: l = mean |y_pred - y_true|;  dl/dy_pred = sign(y_pred - y_true) / K.
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "mean_absolute_error"
 
     def f(self, d):
@@ -143,8 +152,12 @@ class MeanAbsoluteError(_Regression):
 
 @REGISTRY.register("huber")
 class Huber(_Regression):
-    """l = mean of d^2 / 2 where |d| <= delta, delta (|d| - delta / 2) elsewhere;
-    dl/dd = d, or delta sign(d)."""
+    """Huber loss of d = y_pred - y_true: l = mean of d^2 / 2 where |d| <= delta, delta (|d| - delta / 2)
+    elsewhere; dl/dd = d, or delta sign(d).
+
+    Args:
+        delta: positive float, where the loss turns from quadratic to linear. Default 1.0.
+        from_logits: unused (every loss accepts it). Default False."""
     name = "huber"
 
     def __init__(self, delta=1.0, from_logits=False):
@@ -165,7 +178,10 @@ class Huber(_Regression):
 
 @REGISTRY.register("log_cosh")
 class LogCosh(_Regression):
-    """l = mean log(cosh(d)), computed as d + softplus(-2d) - log 2;  dl/dd = tanh(d)."""
+    """Log-cosh of d = y_pred - y_true: l = mean log(cosh(d)), as d + softplus(-2d) - log 2;  dl/dd = tanh(d).
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "log_cosh"
 
     def f(self, d):
@@ -177,7 +193,10 @@ class LogCosh(_Regression):
 
 @REGISTRY.register("poisson")
 class Poisson(Loss):
-    """l = mean(y_pred - y_true log(y_pred + eps));  dl/dy_pred = (1 - y_true / (y_pred + eps)) / K."""
+    """Poisson: l = mean(y_pred - y_true log(y_pred + eps));  dl/dy_pred = (1 - y_true / (y_pred + eps)) / K.
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "poisson"
 
     def per_example(self, y_true, y_pred):
@@ -190,7 +209,10 @@ class Poisson(Loss):
 
 @REGISTRY.register("kl_divergence", "kld")
 class KLDivergence(Loss):
-    """l = sum t log(t / p), t and p clipped to [eps, 1];  dl/dy_pred = -t / p (0 where clipped)."""
+    """KL divergence: l = sum t log(t / p), t and p clipped to [eps, 1];  dl/dy_pred = -t / p (0 where clipped).
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "kl_divergence"
 
     def per_example(self, y_true, y_pred):
@@ -222,7 +244,10 @@ class _Margin(Loss):
 
 @REGISTRY.register("hinge")
 class Hinge(_Margin):
-    """l = mean max(1 - t y, 0);  dl/dy = -t where the margin is positive, 0 elsewhere."""
+    """Hinge: l = mean max(1 - t y, 0);  dl/dy = -t where the margin is positive, 0 elsewhere.
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "hinge"
 
     def f(self, m):
@@ -235,7 +260,10 @@ class Hinge(_Margin):
 
 @REGISTRY.register("squared_hinge")
 class SquaredHinge(_Margin):
-    """l = mean max(1 - t y, 0)^2;  dl/dy = -2 t max(1 - t y, 0)."""
+    """Squared hinge: l = mean max(1 - t y, 0)^2;  dl/dy = -2 t max(1 - t y, 0).
+
+    Args:
+        from_logits: unused (every loss accepts it). Default False."""
     name = "squared_hinge"
 
     def f(self, m):
@@ -247,8 +275,12 @@ class SquaredHinge(_Margin):
 
 @REGISTRY.register("cosine_similarity")
 class CosineSimilarity(Loss):
-    """l = -sum(t^ p^) along `axis`, x^ = x / sqrt(max(sum x^2, 1e-12)) (Keras: -1 for equal
-    directions); dl/dy_pred = -(t^ - p^ (t^ . p^)) / |y_pred|."""
+    """Negative cosine similarity: l = -sum(t^ p^) along `axis`, x^ = x / sqrt(max(sum x^2, 1e-12))
+    (Keras: -1 for equal directions); dl/dy_pred = -(t^ - p^ (t^ . p^)) / |y_pred|.
+
+    Args:
+        axis: the axis along which the similarity is computed. Default -1.
+        from_logits: unused (every loss accepts it). Default False."""
     name = "cosine_similarity"
 
     def __init__(self, axis=-1, from_logits=False):
@@ -275,9 +307,12 @@ class CosineSimilarity(Loss):
 
 @REGISTRY.register("binary_crossentropy")
 class BinaryCrossentropy(Loss):
-    """l = -mean[y log p + (1 - y) log(1 - p)] over the last axis, p = sigmoid(z).
+    """Binary cross-entropy: l = -mean[y log p + (1 - y) log(1 - p)] over the last axis, p = sigmoid(z).
 
     From logits z: l = mean[max(z, 0) - z y + log(1 + exp(-|z|))];  dl/dz = (sigmoid(z) - y) / K.
+
+    Args:
+        from_logits: whether y_pred holds logits z rather than probabilities. Default False.
     """
     name = "binary_crossentropy"
     label_kind = "binary"
@@ -303,10 +338,13 @@ class BinaryCrossentropy(Loss):
 
 @REGISTRY.register("categorical_crossentropy")
 class CategoricalCrossentropy(Loss):
-    """l = -sum_k y_k log p_k, y one-hot (or soft), p = softmax(z) (unfused: p = y_pred / sum y_pred,
-    so dl/dy_pred = (dl/dp - sum_k p_k dl/dp_k) / sum y_pred).
+    """Categorical cross-entropy: l = -sum_k y_k log p_k, y one-hot (or soft), p = softmax(z)
+    (unfused: p = y_pred / sum y_pred, so dl/dy_pred = (dl/dp - sum_k p_k dl/dp_k) / sum y_pred).
 
     From logits: l = -sum_k y_k log_softmax(z)_k;  dl/dz = p sum_k y_k - y.
+
+    Args:
+        from_logits: whether y_pred holds logits z rather than probabilities. Default False.
     """
     name = "categorical_crossentropy"
     fused_activation = "softmax"
@@ -332,7 +370,13 @@ class CategoricalCrossentropy(Loss):
 
 @REGISTRY.register("sparse_categorical_crossentropy")
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):
-    """Categorical cross-entropy with integer class labels y (batch,) instead of one-hot."""
+    """Categorical cross-entropy with integer class labels y (batch,) instead of one-hot.
+
+    Args:
+        from_logits: whether y_pred holds logits z rather than probabilities. Default False.
+
+    Example:
+        model.compile("adam", loss=pn.losses.SparseCategoricalCrossentropy(from_logits=True))"""
     name = "sparse_categorical_crossentropy"
     label_kind = "sparse"
 
@@ -361,7 +405,10 @@ serialize, deserialize = REGISTRY.serialize, REGISTRY.deserialize
 
 
 def get(identifier):
-    """A Loss from a name ("mse", "sparse_categorical_crossentropy"), a config dict or a Loss."""
+    """A Loss from a name ("mse", "sparse_categorical_crossentropy"), a config dict or a Loss.
+
+    Returns:
+        A `Loss` (a plain function is refused: its gradient is unknown)."""
     if callable(identifier) and not isinstance(identifier, (Loss, type)):
         raise InvalidTypeError(
             f"Invalid value for `loss`. Expected a name or a portanet.losses.Loss, which knows its gradient "

@@ -1,10 +1,9 @@
 """Metrics computed on the device during training, plus host-side report helpers.
 
-A metric turns one batch into a dict of summable statistics (`stats(y_true, y_pred,
-sample_weight=None)`, pure and jit-safe); the training loop adds them up on the device and calls
-`result(totals)` once per progress update, so metrics cost no host synchronisation per batch.
-Sample weights (one per example) weigh each example's contribution, as Keras' weighted metrics.
-"""
+A metric turns one batch into a dict of summable statistics (`stats(y_true, y_pred, sample_weight=None)`, pure and
+jit-safe); the training loop adds them up on the device and calls `result(totals)` once per progress update, so
+metrics cost no host synchronisation per batch. Sample weights (one per example) weigh each example's contribution,
+as Keras' weighted metrics."""
 import math
 
 from .backend import get as _backend
@@ -14,8 +13,10 @@ from .reports import classification_report, confusion_matrix, precision_recall_c
 
 
 class Metric(Serializable):
-    """Base class: `stats(y_true, y_pred, sample_weight=None)` -> summable statistics of a batch,
-    `result(totals)`."""
+    """Base class: `stats(y_true, y_pred, sample_weight=None)` -> summable statistics of a batch, `result(totals)`.
+
+    Args:
+        name: the name the metric is logged under. Default None: the class's name."""
     name = None
 
     def __init__(self, name=None):
@@ -64,7 +65,11 @@ class _MeanMetric(Metric):
 
 @REGISTRY.register("binary_accuracy")
 class BinaryAccuracy(_MeanMetric):
-    """Fraction of outputs on the right side of `threshold` (0.5 for probabilities, 0 for logits)."""
+    """Fraction of outputs on the right side of `threshold` (0.5 for probabilities, 0 for logits).
+
+    Args:
+        threshold: y_pred above it counts as 1 (y_true: above 0.5). Default 0.5.
+        name: the name logged. Default None: "binary_accuracy"."""
     name = "binary_accuracy"
 
     def __init__(self, threshold=0.5, name=None):
@@ -81,7 +86,10 @@ class BinaryAccuracy(_MeanMetric):
 
 @REGISTRY.register("categorical_accuracy")
 class CategoricalAccuracy(_MeanMetric):
-    """Fraction of examples whose argmax matches the one-hot label's argmax."""
+    """Fraction of examples whose argmax matches the one-hot label's argmax.
+
+    Args:
+        name: the name logged. Default None: "categorical_accuracy"."""
     name = "categorical_accuracy"
 
     def stats(self, y_true, y_pred, sample_weight=None):
@@ -91,7 +99,10 @@ class CategoricalAccuracy(_MeanMetric):
 
 @REGISTRY.register("sparse_categorical_accuracy")
 class SparseCategoricalAccuracy(_MeanMetric):
-    """Fraction of examples whose argmax equals the integer label."""
+    """Fraction of examples whose argmax equals the integer label.
+
+    Args:
+        name: the name logged. Default None: "sparse_categorical_accuracy"."""
     name = "sparse_categorical_accuracy"
 
     def stats(self, y_true, y_pred, sample_weight=None):
@@ -110,7 +121,12 @@ def _true_scores(y_true, y_pred, sparse):
 
 @REGISTRY.register("top_k_categorical_accuracy", "top_k")
 class TopKCategoricalAccuracy(_MeanMetric):
-    """Fraction of examples whose true class is among the k highest scores (ties count for it)."""
+    """Fraction of examples whose true class is among the k highest scores (ties count for it).
+
+    Args:
+        k: how many of the highest scores count. Default 5.
+        name: the name logged. Default None: "top_k_categorical_accuracy" ("sparse_..." with `sparse`).
+        sparse: whether the labels are class indices rather than one-hot. Default False."""
     name = "top_k_categorical_accuracy"
 
     def __init__(self, k=5, name=None, sparse=False):
@@ -166,6 +182,12 @@ class _ConfusionCounts(Metric):
 
 @REGISTRY.register("precision")
 class Precision(_ConfusionCounts):
+    """Precision tp / (tp + fp) (0 without predicted positives); several classes: per class (argmax), macro-averaged.
+
+    Args:
+        threshold: the decision threshold of binary (one-column) outputs. Default 0.5.
+        name: the name logged. Default None: "precision".
+        sparse: labels are class indices (True) or one-hot (False); None (the default): by their shape."""
     name = "precision"
 
     def result(self, t):
@@ -174,6 +196,10 @@ class Precision(_ConfusionCounts):
 
 @REGISTRY.register("recall")
 class Recall(_ConfusionCounts):
+    """Recall tp / (tp + fn) (0 without positive labels); several classes: macro-averaged.
+
+    Args:
+        threshold, name, sparse: as Precision's; name defaults to "recall"."""
     name = "recall"
 
     def result(self, t):
@@ -182,6 +208,10 @@ class Recall(_ConfusionCounts):
 
 @REGISTRY.register("f1_score")
 class F1Score(_ConfusionCounts):
+    """F1 score 2 tp / (2 tp + fp + fn); several classes: macro-averaged (Keras' average="macro").
+
+    Args:
+        threshold, name, sparse: as Precision's; name defaults to "f1_score"."""
     name = "f1_score"
 
     def result(self, t):
@@ -191,7 +221,12 @@ class F1Score(_ConfusionCounts):
 @REGISTRY.register("auc")
 class AUC(Metric):
     """ROC AUC of a binary classifier, from histograms of scores over `num_thresholds` buckets
-    (Keras' approximation): trapezoids under the (FPR, TPR) points of the bucket edges."""
+    (Keras' approximation): trapezoids under the (FPR, TPR) points of the bucket edges.
+
+    Args:
+        num_thresholds: the number of equal buckets of [0, 1]. Default 200.
+        name: the name logged. Default None: "auc".
+        from_logits: whether y_pred holds logits (a sigmoid is applied first). Default False."""
     name = "auc"
 
     def __init__(self, num_thresholds=200, name=None, from_logits=False):
@@ -226,7 +261,11 @@ class AUC(Metric):
 
 @REGISTRY.register("sparse_top_k_categorical_accuracy")
 class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
-    """TopKCategoricalAccuracy with integer class labels."""
+    """TopKCategoricalAccuracy with integer class labels.
+
+    Args:
+        k, name: as TopKCategoricalAccuracy's (k 5; name "sparse_top_k_categorical_accuracy").
+        sparse: ignored (always True). Default True."""
 
     def __init__(self, k=5, name=None, sparse=True):
         super().__init__(k, name, sparse=True)
@@ -243,6 +282,10 @@ class _Regression(_MeanMetric):
 
 @REGISTRY.register("mean_squared_error", "mse")
 class MeanSquaredError(_Regression):
+    """Mean of (y_pred - y_true)^2 over the last axis, then over examples.
+
+    Args:
+        name: the name logged. Default None: "mean_squared_error"."""
     name = "mean_squared_error"
 
     def f(self, d):
@@ -251,6 +294,10 @@ class MeanSquaredError(_Regression):
 
 @REGISTRY.register("mean_absolute_error", "mae")
 class MeanAbsoluteError(_Regression):
+    """Mean of |y_pred - y_true| over the last axis, then over examples.
+
+    Args:
+        name: the name logged. Default None: "mean_absolute_error"."""
     name = "mean_absolute_error"
 
     def f(self, d):
@@ -259,7 +306,10 @@ class MeanAbsoluteError(_Regression):
 
 @REGISTRY.register("mean_absolute_percentage_error", "mape")
 class MeanAbsolutePercentageError(_MeanMetric):
-    """100 |y_true - y_pred| / max(|y_true|, 1e-7), averaged over the last axis, then over examples."""
+    """100 |y_true - y_pred| / max(|y_true|, 1e-7), averaged over the last axis, then over examples.
+
+    Args:
+        name: the name logged. Default None: "mean_absolute_percentage_error"."""
     name = "mean_absolute_percentage_error"
 
     def stats(self, y_true, y_pred, sample_weight=None):
@@ -271,7 +321,10 @@ class MeanAbsolutePercentageError(_MeanMetric):
 
 @REGISTRY.register("root_mean_squared_error", "rmse")
 class RootMeanSquaredError(MeanSquaredError):
-    """The square root of the (weighted) mean squared error over the whole data."""
+    """The square root of the (weighted) mean squared error over the whole data.
+
+    Args:
+        name: the name logged. Default None: "root_mean_squared_error"."""
     name = "root_mean_squared_error"
 
     def result(self, totals):
@@ -280,9 +333,12 @@ class RootMeanSquaredError(MeanSquaredError):
 
 @REGISTRY.register("r2_score")
 class R2Score(Metric):
-    """Coefficient of determination 1 - SS_res / SS_tot per output column, then averaged
-    ("uniform_average") or weighted by each column's SS_tot ("variance_weighted_average"); with
-    `num_regressors` p, adjusted: 1 - (1 - R2) (n - 1) / (n - p - 1). Labels (batch, columns)."""
+    """Coefficient of determination 1 - SS_res / SS_tot per output column. Labels (batch, columns).
+
+    Args:
+        class_aggregation: "uniform_average" (the default: the mean) or "variance_weighted_average" (SS_tot-weighted).
+        num_regressors: p; with p > 0, adjusted: 1 - (1 - R2) (n - 1) / (n - p - 1). Default 0.
+        name: the name logged. Default None: "r2_score"."""
     name = "r2_score"
 
     def __init__(self, class_aggregation="uniform_average", num_regressors=0, name=None):
@@ -318,9 +374,12 @@ class R2Score(Metric):
 
 
 def get(identifier, loss=None):
-    """A Metric from a name (logged under that name), a serialized config or a Metric. "accuracy" (or "acc") picks binary,
-    categorical or sparse accuracy from the loss, as Keras does (binary at threshold 0 when the
-    loss takes logits); the confusion-count metrics and AUC read their labels the loss's way."""
+    """A Metric from a name (logged under that name), a serialized config or a Metric.
+
+    Returns:
+        A `Metric`. "accuracy" (or "acc") picks binary, categorical or sparse accuracy from `loss`, as Keras does
+        (binary at threshold 0 when the loss takes logits); the confusion-count metrics and AUC read their labels
+        the loss's way."""
     label_kind = getattr(loss, "label_kind", "dense")
     from_logits = getattr(loss, "from_logits", False)
     if identifier in ("accuracy", "acc"):

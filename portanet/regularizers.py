@@ -33,7 +33,15 @@ REGISTRY = Registry("regularizer", Regularizer, legacy=_legacy)
 
 @REGISTRY.register()
 class L1L2(Regularizer):
-    """penalty(w) = l1 * sum(|w|) + l2 * sum(w**2);  gradient(w) = l1 * sign(w) + 2 * l2 * w."""
+    """L1 and L2 penalty: penalty(w) = l1 * sum(|w|) + l2 * sum(w**2);  gradient(w) = l1 * sign(w) + 2 * l2 * w.
+
+    Args:
+        l1: the L1 factor, a finite non-negative float. Default 0.0.
+        l2: the L2 factor, a finite non-negative float. Default 0.0.
+
+    Example:
+        pn.layers.Dense(64, kernel_regularizer=pn.regularizers.L1L2(l1=1e-5, l2=1e-4))
+    """
 
     def __init__(self, l1=0.0, l2=0.0):
         self.l1 = check_number("l1", l1, "a finite non-negative float")
@@ -65,14 +73,42 @@ class L1L2(Regularizer):
 
 
 def l1(l1=0.01):
+    """An L1 penalty, l1 * sum(|w|) (Keras' `L1`; also `L1`).
+
+    Args:
+        l1: the factor. Default 0.01.
+
+    Returns:
+        `L1L2(l1=l1)`.
+    """
     return L1L2(l1=l1)
 
 
 def l2(l2=0.01):
+    """An L2 penalty, l2 * sum(w**2) (Keras' `L2`; also `L2`).
+
+    Args:
+        l2: the factor. Default 0.01.
+
+    Returns:
+        `L1L2(l2=l2)`.
+
+    Example:
+        pn.layers.Dense(64, kernel_regularizer=pn.regularizers.l2(1e-4))   # or kernel_regularizer="l2"
+    """
     return L1L2(l2=l2)
 
 
 def l1_l2(l1=0.01, l2=0.01):
+    """Both penalties, l1 * sum(|w|) + l2 * sum(w**2).
+
+    Args:
+        l1: the L1 factor. Default 0.01.
+        l2: the L2 factor. Default 0.01.
+
+    Returns:
+        `L1L2(l1=l1, l2=l2)`.
+    """
     return L1L2(l1=l1, l2=l2)
 
 
@@ -83,5 +119,9 @@ serialize, deserialize = REGISTRY.serialize, REGISTRY.deserialize
 
 
 def get(identifier):
-    """A Regularizer from None (none), a name ("l1", "l2", "l1_l2": factor 0.01), a config or a Regularizer."""
+    """A Regularizer from None (none), a name ("l1", "l2", "l1_l2": factor 0.01), a config or a Regularizer.
+
+    Returns:
+        A `Regularizer`, or None for None.
+    """
     return None if identifier is None else REGISTRY.get(identifier)

@@ -39,7 +39,11 @@ def _dtype(dtype):
 
 
 class LearningRateSchedule(Serializable):
-    """Base class: `schedule(step, dtype=None) -> learning rate array`."""
+    """Base class: `schedule(step, dtype=None) -> learning rate array`.
+
+    A subclass defines `__call__(step, dtype=None)` with Array API operations (no Python branching
+    on array values) and `get_config()`.
+    """
 
     def __call__(self, step, dtype=None):
         raise NotImplementedError
@@ -64,6 +68,17 @@ class ExponentialDecay(LearningRateSchedule):
         lr(step) = initial_learning_rate * decay_rate ** (step / decay_steps)
 
     With `staircase=True` the exponent is `floor(step / decay_steps)` (the rate drops in steps).
+
+    Args:
+        initial_learning_rate: the rate at step 0, a non-negative float.
+        decay_steps: positive, the steps over which the rate is multiplied by `decay_rate` once.
+        decay_rate: non-negative float, the decay per `decay_steps`.
+        staircase: whether to decay at discrete intervals. Default False.
+        name: the schedule's name. Default "ExponentialDecay".
+
+    Example:
+        schedule = pn.optimizers.schedules.ExponentialDecay(0.01, decay_steps=10000, decay_rate=0.9)
+        optimizer = pn.optimizers.SGD(learning_rate=schedule)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
@@ -96,6 +111,15 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         lr(step) = v_0   if step <= b_0
                    v_i   if b_{i-1} < step <= b_i
                    v_n   if step > b_{n-1}
+
+    Args:
+        boundaries: a non-decreasing list of finite numbers (ints are compared with the step
+            exactly).
+        values: a list of non-negative floats, one more than `boundaries`.
+        name: the schedule's name. Default "PiecewiseConstant".
+
+    Example:
+        schedule = pn.optimizers.schedules.PiecewiseConstantDecay([1000, 2000], [1e-2, 1e-3, 1e-4])
     """
 
     def __init__(self, boundaries, values, name="PiecewiseConstant"):
@@ -151,6 +175,20 @@ class CosineDecay(LearningRateSchedule):
                                                                         if s < warmup_steps
                    warmup_target * ((1 - alpha) * 0.5 * (1 + cos(pi * (s - warmup_steps) / decay_steps)) + alpha)
                                                                         otherwise
+
+    Args:
+        initial_learning_rate: the rate at step 0, a non-negative float.
+        decay_steps: positive, the steps over which the rate decays.
+        alpha: non-negative float, the final rate as a fraction of the rate decayed from.
+            Default 0.0.
+        name: the schedule's name. Default "CosineDecay".
+        warmup_target: the rate reached at the end of the warmup, or None (no warmup, the
+            default).
+        warmup_steps: non-negative, the steps of the linear warmup. Default 0.
+
+    Example:
+        schedule = pn.optimizers.schedules.CosineDecay(0.0, decay_steps=9000, warmup_target=1e-3,
+                                                       warmup_steps=1000)
     """
 
     def __init__(self, initial_learning_rate, decay_steps, alpha=0.0, name="CosineDecay",

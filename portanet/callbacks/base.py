@@ -14,7 +14,16 @@ BATCH_HOOKS = tuple(f"on_{mode}_batch_{when}" for mode in ("train", "test", "pre
 
 class Callback:
     """Base class: override any hook. `self.model` is the model being trained; `self.params`
-    holds "verbose", "epochs" and "steps" (batches per epoch, None where a stream's end tells)."""
+    holds "verbose", "epochs" and "steps" (batches per epoch, None where a stream's end tells).
+
+    Every hook receives `logs`, a dict (epoch hooks also the epoch, batch hooks the batch index,
+    both counted from 0). A batch hook a subclass defines makes `fit` read the logs every batch.
+
+    Example:
+        class Printer(pn.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                print(epoch, logs["loss"])
+    """
 
     def __init__(self):
         self.model, self.params = None, {}
@@ -58,7 +67,10 @@ def _defines(callback, hook):
 
 
 class History(Callback):
-    """Records every epoch's logs: `history.history["val_loss"]`, `history.epoch`."""
+    """Records every epoch's logs: `history.history["val_loss"]`, `history.epoch`.
+
+    `fit` adds one to its callbacks and returns it; no arguments.
+    """
 
     def __init__(self):
         super().__init__()
@@ -71,7 +83,13 @@ class History(Callback):
 
 
 class CallbackList:
-    """The user's callbacks plus History, called in order."""
+    """The user's callbacks plus History, called in order (made by `fit`, `evaluate`, `predict`).
+
+    Args:
+        callbacks: a list of `Callback`s, or None.
+        model: the model given to each callback (`callback.model`).
+        verbose, epochs, steps: the entries of each callback's `params`. Defaults 0, 1, None.
+    """
 
     def __init__(self, callbacks, model, verbose=0, epochs=1, steps=None):
         if callbacks is None:

@@ -9,7 +9,16 @@ from .base import BATCH_HOOKS, Callback
 
 
 class CSVLogger(Callback):
-    """Append each epoch's logs as a row of a CSV file."""
+    """Append each epoch's logs as a row of a CSV file.
+
+    The columns: "epoch" (counted from 0), then the names of the first epoch's logs, sorted.
+
+    Args:
+        filename: the CSV file's path.
+        separator: the character between fields. Default ",".
+        append: True appends to an existing file (without a second header when it is not empty);
+            False (the default) overwrites it.
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
@@ -35,7 +44,10 @@ class CSVLogger(Callback):
 
 
 class EpochTimer(Callback):
-    """Seconds per epoch (`timer.seconds`, a list), kept out of the History as Keras does."""
+    """Seconds per epoch (`timer.seconds`, a list), kept out of the History as Keras does.
+
+    No arguments.
+    """
 
     def on_train_begin(self, logs=None):
         self.seconds = []
@@ -48,8 +60,14 @@ class EpochTimer(Callback):
 
 
 class LambdaCallback(Callback):
-    """A callback from functions: `LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`; any
-    hook by its name (on_train_begin(logs), on_train_batch_end(batch, logs), on_batch_end, ...)."""
+    """A callback from functions: `LambdaCallback(on_epoch_end=lambda epoch, logs: ...)`.
+
+    Args:
+        **hooks: functions by hook name, called with the hook's arguments: on_epoch_begin and
+            on_epoch_end (epoch, logs); on_train_begin, on_train_end, on_test_begin, ... (logs);
+            on_batch_begin, on_train_batch_end, ... (batch, logs). None is skipped; another name
+            is refused.
+    """
 
     def __init__(self, **hooks):
         super().__init__()
@@ -67,7 +85,13 @@ class LambdaCallback(Callback):
 class TensorBoard(Callback):
     """Scalar summaries of every epoch's logs, for `tensorboard --logdir log_dir`: the training
     logs under log_dir/train, the validation logs under log_dir/validation, as "epoch_<name>"
-    (Keras' layout). Needs the `tensorboard` package (not TensorFlow)."""
+    (Keras' layout). Needs the `tensorboard` package (not TensorFlow).
+
+    Args:
+        log_dir: the directory of the event files. Default "logs".
+        **kwargs: Keras' other arguments (histogram_freq, update_freq, ...), accepted and not
+            used: only the epochs' scalars are written.
+    """
 
     def __init__(self, log_dir="logs", **kwargs):
         super().__init__()

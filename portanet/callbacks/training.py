@@ -26,8 +26,32 @@ def _monitored(logs, monitor, who):
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs; with
-    `restore_best_weights`, the model ends training with the weights of its best epoch."""
+    """Stop training when a monitored quantity has stopped improving.
+
+    Stop when `monitor` has not improved by more than `min_delta` for `patience` epochs; with
+    `restore_best_weights`, the model ends training with the weights of its best epoch.
+
+    Args:
+        monitor: the log to watch. Default "val_loss". A missing value skips the epoch (with a
+            warning on stderr).
+        min_delta: the smallest change counted as an improvement (its absolute value). Default 0.0.
+        patience: non-negative int, the epochs without improvement after which training stops.
+            Default 0.
+        verbose: 1 prints when training stops and when weights are restored; 0 (the default)
+            is silent.
+        mode: "min" (improving means decreasing), "max", or "auto" (the default): "max" for
+            accuracy, acc, auc, precision, recall, f1_score and names ending in "_accuracy" (with
+            or without "val_"), "min" otherwise.
+        baseline: a value to beat: training stops after `patience` epochs that do not improve on
+            it. Default None.
+        restore_best_weights: whether the model ends training (stopped or not) with the weights
+            of the best epoch (of the first monitored one if none improved). Default False.
+        start_from_epoch: the epochs (counted from 0) before which nothing is monitored. Default 0.
+
+    Example:
+        stop = pn.callbacks.EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+        model.fit(x, y, epochs=100, validation_split=0.2, callbacks=[stop])
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
@@ -83,6 +107,27 @@ class ModelCheckpoint(Callback):
     `filepath` may hold `{epoch}`, `{batch}` and log names: "ckpt-{epoch:02d}-{val_loss:.3f}.pnet".
     `save_training_state=True` also stores the optimizer state, RNG seed and epoch, for an exact
     resume with `fit(..., initial_epoch=...)` after `portanet.load_model`.
+
+    Args:
+        filepath: the file to write (a str or path); format fields: `{epoch}` (from 1), `{batch}`
+            (from 1, with an int `save_freq` only) and the names of the logs.
+        monitor: the log compared with `save_best_only`. Default "val_loss".
+        verbose: 1 prints a line at each save; 0 (the default) is silent.
+        save_best_only: save only when `monitor` beats the best value so far (a missing value
+            skips the save, with a warning). Default False.
+        save_weights_only: write only the weights (`model.save_weights`), else the whole model
+            (`model.save`). Default False.
+        mode: "min" (improving means decreasing), "max", or "auto" (the default): "max" for
+            accuracy, acc, auc, precision, recall, f1_score and names ending in "_accuracy" (with
+            or without "val_"), "min" otherwise.
+        save_freq: "epoch" (the default: at each epoch's end) or a positive int: every that many
+            batches (counted across epochs; a host synchronisation per batch).
+        save_training_state: portanet's: whether a whole-model save includes the optimizer state
+            and training position. Default True.
+
+    Example:
+        best = pn.callbacks.ModelCheckpoint("best.pnet", monitor="val_accuracy", save_best_only=True)
+        model.fit(x, y, epochs=10, validation_split=0.2, callbacks=[best])
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False, save_weights_only=False,
@@ -130,8 +175,10 @@ class ModelCheckpoint(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop at the first batch whose loss is NaN or infinite; the model keeps the weights it had
-    before that batch (the last finite ones)."""
+    """Stop training at the first batch whose loss is NaN or infinite.
+
+    The model keeps the weights it had before that batch (the last finite ones). No arguments.
+    """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -141,7 +188,21 @@ class TerminateOnNaN(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at each epoch start to `schedule(epoch, lr)`."""
+    """Set the learning rate at each epoch start to `schedule(epoch, lr)`.
+
+    The rate is also logged as "learning_rate" at each epoch's end. The optimizer's
+    `learning_rate` must be a float (a `LearningRateSchedule` cannot be set).
+
+    Args:
+        schedule: a function (epoch, lr) -> the new rate: epoch counted from 0, lr the current
+            rate (a float); it returns a finite non-negative number.
+        verbose: 1 prints the new rate at each epoch; 0 (the default) is silent.
+
+    Example:
+        def schedule(epoch, lr):
+            return lr if epoch < 10 else lr * 0.9
+        model.fit(x, y, epochs=20, callbacks=[pn.callbacks.LearningRateScheduler(schedule)])
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
@@ -163,7 +224,25 @@ class LearningRateScheduler(Callback):
 
 
 class ReduceLROnPlateau(Callback):
-    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs."""
+    """Multiply the learning rate by `factor` when `monitor` stalls for `patience` epochs.
+
+    The rate is also logged as "learning_rate" at each epoch's end.
+
+    Args:
+        monitor: the log to watch. Default "val_loss".
+        factor: new rate = rate * factor, a float in (0, 1). Default 0.1.
+        patience: the epochs without improvement after which the rate is reduced. Default 10.
+        verbose: 1 prints each reduction; 0 (the default) is silent.
+        mode: "min" (improving means decreasing), "max", or "auto" (the default): "max" for
+            accuracy, acc, auc, precision, recall, f1_score and names ending in "_accuracy" (with
+            or without "val_"), "min" otherwise.
+        min_delta: the smallest change counted as an improvement. Default 1e-4.
+        cooldown: the epochs to wait after a reduction before counting again. Default 0.
+        min_lr: the lower bound of the rate. Default 0.0.
+
+    Example:
+        reduce = pn.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.2, patience=5, min_lr=1e-5)
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
@@ -208,7 +287,16 @@ class BackupAndRestore(Callback):
     continue from the epoch after it, with the same shuffling and dropout as an unbroken run.
     The backup is deleted when training ends normally (unless `delete_checkpoint=False`).
 
-    Portable: the backup is a portanet model file, restorable on any backend."""
+    Portable: the backup is a portanet model file, restorable on any backend.
+
+    Args:
+        backup_dir: the directory of the backup (backup_dir/latest.pnet).
+        save_freq: only "epoch" (the default): portanet resumes at epoch boundaries.
+        delete_checkpoint: whether to delete the backup when training ends normally. Default True.
+
+    Example:
+        model.fit(x, y, epochs=50, callbacks=[pn.callbacks.BackupAndRestore("/tmp/backup")])
+    """
 
     def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
         super().__init__()

@@ -22,7 +22,12 @@ class _ActivationLayer(Activation):
 
 @REGISTRY.register()
 class Softmax(_ActivationLayer):
-    """y = softmax(x) along `axis` (default -1)."""
+    """Softmax activation layer: y = softmax(x) along `axis`.
+
+    Args:
+        axis: the axis normalized (counted with the batch axis). Default -1.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, axis: int = -1, **kwargs):
         super().__init__(activations.Softmax, {"axis": axis}, **kwargs)
@@ -30,7 +35,15 @@ class Softmax(_ActivationLayer):
 
 @REGISTRY.register()
 class ReLU(_ActivationLayer):
-    """y = x above `threshold`, negative_slope * (x - threshold) below it, at most `max_value`."""
+    """Rectified linear unit layer: y = x above `threshold`, negative_slope * (x - threshold) below
+    it, at most `max_value`.
+
+    Args:
+        max_value: None (no cap, the default) or a non-negative float: the largest output.
+        negative_slope: non-negative float, the slope below the threshold. Default 0.0.
+        threshold: the input value below which the slope is `negative_slope`. Default 0.0.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, max_value: float | None = None, negative_slope: float = 0.0, threshold: float = 0.0,
                  **kwargs):
@@ -44,7 +57,12 @@ class ReLU(_ActivationLayer):
 
 @REGISTRY.register()
 class LeakyReLU(_ActivationLayer):
-    """y = x for x > 0, negative_slope * x otherwise (Keras' layer default 0.3)."""
+    """Leaky ReLU layer: y = x for x > 0, negative_slope * x otherwise.
+
+    Args:
+        negative_slope: the slope for x <= 0. Default 0.3 (Keras' layer default).
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, negative_slope: float = 0.3, **kwargs):
         super().__init__(activations.LeakyReLU, {"negative_slope": negative_slope}, **kwargs)
@@ -52,7 +70,12 @@ class LeakyReLU(_ActivationLayer):
 
 @REGISTRY.register()
 class ELU(_ActivationLayer):
-    """y = x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    """Exponential linear unit layer: y = x for x > 0, alpha * (exp(x) - 1) otherwise.
+
+    Args:
+        alpha: the scale of the negative part. Default 1.0.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, alpha: float = 1.0, **kwargs):
         super().__init__(activations.ELU, {"alpha": alpha}, **kwargs)
@@ -60,11 +83,19 @@ class ELU(_ActivationLayer):
 
 @REGISTRY.register()
 class PReLU(Layer):
-    """y = x for x > 0, alpha * x otherwise, with alpha learned: one per input unit, shared along
-    `shared_axes` (axes counted with the batch axis: (2, 3) shares it over an NCHW image).
+    """Parametric ReLU: y = x for x > 0, alpha * x otherwise, with alpha learned.
+
+    One alpha per input unit, shared along `shared_axes` (axes counted with the batch axis:
+    (2, 3) shares it over an NCHW image).
 
     Backward: dx = dy where x > 0, alpha * dy elsewhere; dalpha = the sum of dy * x over the
     elements with x <= 0 that share it.
+
+    Args:
+        alpha_initializer: initializer of alpha. Default "zeros".
+        alpha_regularizer: penalty on alpha (as Dense's kernel_regularizer). Default None.
+        shared_axes: None (the default: no sharing), an int or a tuple of axes >= 1.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
     """
 
     def __init__(self, alpha_initializer: InitializerArg = "zeros", alpha_regularizer: RegularizerArg = None,

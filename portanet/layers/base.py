@@ -48,7 +48,18 @@ class SymbolicTensor:
 
 
 class Layer:
-    """Base class of every layer (see the module docstring for the contract)."""
+    """Base class of every layer (see the module docstring for the contract).
+
+    Every layer's constructor passes its `**kwargs` here.
+
+    Args:
+        name: the layer's name, a non-empty string without "/". Default: the class name in snake
+            case, numbered from the second layer on ("dense", "dense_1", ...).
+        input_shape: the shape of one example (no batch axis), declared on the first layer of a
+            `Sequential` without `Input`. Default None.
+        input_dim: a positive int, short for `input_shape=(input_dim,)`. Default None.
+        trainable: whether optimizers update the layer's weights. Default True.
+    """
     multi_input = False       # Add, Concatenate take a list of inputs
     needs_key = False         # Dropout draws random numbers in training
     needs_input_grad = True   # a graph sets it, for each call, to whether anything reads dL/dx
@@ -78,7 +89,12 @@ class Layer:
         return self.output_shape is not None
 
     def build(self, input_shape: Shape | list[Shape]) -> Shape:
-        """Validate the configuration against `input_shape` (no batch axis); returns the output shape."""
+        """Validate the configuration against `input_shape` (no batch axis; a list of shapes for a
+        layer of several inputs). A built layer accepts only the shape it was built for.
+
+        Returns:
+            The output shape (no batch axis).
+        """
         if self.multi_input:
             input_shape = [tuple(s) for s in input_shape]
         else:
@@ -113,6 +129,8 @@ class Layer:
         return len(self.param_specs())
 
     def count_params(self, trainable_only=False) -> int:
+        """The number of scalars in the layer's weights (with `trainable_only`, in those an
+        optimizer updates)."""
         if trainable_only and not self.trainable:
             return 0
         return sum(math.prod(shape) for name, (shape, _, _) in self.param_specs().items()
@@ -142,9 +160,20 @@ class Layer:
 
     # ----- computation ---------------------------------------------------------------------------
     def forward(self, params: dict, x, training: bool = False, key=None) -> tuple:
+        """The forward pass, pure: `x` (batch, *input_shape) (a list for several inputs) with
+        `params`; `key` is a random key in training for layers with `needs_key`.
+
+        Returns:
+            `(y, cache)`: the output and whatever `backward` needs.
+        """
         raise NotImplementedError
 
     def backward(self, params: dict, cache, dy) -> tuple:
+        """The backward pass, pure: dL/dy -> dL/dx through the `cache` of `forward`.
+
+        Returns:
+            `(dx, grads)`: dL/dx (None where `needs_input_grad` is False) and {name: dL/dparam}.
+        """
         raise NotImplementedError
 
     def penalty(self, params):
@@ -161,6 +190,9 @@ class Layer:
                 for name, (_, _, regularizer) in self.param_specs().items() if regularizer is not None}
 
     def __call__(self, inputs, training=False):
+        """On a `SymbolicTensor` (or a list of them), a node of a functional model: returns the
+        output `SymbolicTensor`. On an array, the output array (the layer is built and its
+        weights drawn on first use)."""
         if isinstance(inputs, SymbolicTensor) or (
                 isinstance(inputs, (list, tuple)) and inputs and all(isinstance(t, SymbolicTensor) for t in inputs)):
             tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
@@ -197,11 +229,13 @@ class Layer:
                 raise invalid(f"weights ({self.name}/{name})", f"shape {tuple(shape)}", tuple(w.shape))
 
     def set_weights(self, weights: list) -> None:
+        """Set the layer's arrays from a list ordered as `get_weights` returns it."""
         self.check_weights(weights)
         b = _backend()
         self.params = {name: b.asarray(w, dtype=b.float_dtype()) for name, w in zip(self.param_specs(), weights)}
 
     def get_config(self) -> dict:
+        """The constructor's arguments, JSON-able: `type(layer).from_config(config)` rebuilds it."""
         config = {"name": self.name, "trainable": self.trainable}
         if self.declared_input_shape is not None:
             config["input_shape"] = list(self.declared_input_shape)
@@ -224,6 +258,11 @@ class ActivatedLayer(Layer):
     Subclasses define `linear_forward(params, x) -> (z, cache)` and
     `linear_backward(params, cache, dz) -> (dx, grads)`. A loss fused with the activation
     (softmax + cross-entropy) calls `backward_from_preactivation` with dL/dz directly.
+
+    Args:
+        activation: a name ("relu"), a serialized config, a `pn.activations.Activation`, or None
+            (linear, the default). A plain function is refused: its derivative is unknown.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
     """
 
     def __init__(self, activation: ActivationArg = None, **kwargs):
@@ -251,7 +290,19 @@ class ActivatedLayer(Layer):
 
 
 class WeightedLayer(ActivatedLayer):
-    """An activated layer with a kernel and an optional bias (Dense, Conv2D)."""
+    """An activated layer with a kernel and an optional bias (Dense, Conv2D).
+
+    Args:
+        activation: as `ActivatedLayer`. Default None (linear).
+        use_bias: whether the layer has a bias (True or False). Default True.
+        kernel_initializer: initializer of the kernel (a name, config or `Initializer`).
+            Default "glorot_uniform".
+        bias_initializer: initializer of the bias. Default "zeros".
+        kernel_regularizer: penalty on the kernel added to the loss (a name such as "l2", a
+            config, a `Regularizer`, or None). Default None.
+        bias_regularizer: penalty on the bias. Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, activation: ActivationArg = None, use_bias: bool = True,
                  kernel_initializer: InitializerArg = "glorot_uniform", bias_initializer: InitializerArg = "zeros",

@@ -14,20 +14,8 @@ class Conv2D(WeightedLayer):
 
     x (batch, in, H, W) -> y (batch, filters, Ho, Wo) (channels first; (batch, H, W, in) ->
     (batch, Ho, Wo, filters) with data_format="channels_last"); kernel (filters, in/groups, kh, kw),
-    bias (filters,), whatever the data format.
-
-    Args:
-        filters: number of output channels.
-        kernel_size, strides: an int or a pair (height, width).
-        padding: "valid" (none), "same" (TensorFlow/Keras rule: Ho = ceil(H / sh), the total
-            padding max((Ho-1)*sh + span - H, 0) split with the extra row at the bottom/right),
-            an int p (p on every side, as PyTorch), a pair (ph, pw), or ((top, bottom), (left, right)).
-        data_format: "channels_first" or "channels_last" (default: pn.config.image_data_format()).
-        dilation_rate: an int or a pair: the window's elements are that many pixels apart.
-        groups: the channels split into this many groups convolved separately (in and filters
-            divisible by it); groups=in is a depthwise convolution.
-        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer: as Dense. Fans of the kernel: fan_in = in/groups*kh*kw, fan_out = filters*kh*kw.
+    bias (filters,), whatever the data format. Fans of the kernel: fan_in = in/groups*kh*kw,
+    fan_out = filters*kh*kw.
 
     Computation (portanet.ops): the kh*kw strided slices of the zero-padded input are stacked
     into cols (in*kh*kw, Ho*Wo*batch) and multiplied by the kernel in one GEMM. Backward:
@@ -36,6 +24,32 @@ class Conv2D(WeightedLayer):
     dilated kernel's gradient at those elements); groups run one such convolution each.
     Where nothing reads dL/dx (a model's first layer), `backward` returns dx = None and skips the
     col2im GEMM and sums, about half the backward pass.
+
+    Args:
+        filters: positive int, the number of output channels.
+        kernel_size: an int or a pair (height, width): the window's size.
+        strides: an int or a pair (height, width). Default 1.
+        padding: "valid" (none, the default), "same" (TensorFlow/Keras rule: Ho = ceil(H / sh),
+            the total padding max((Ho-1)*sh + span - H, 0) split with the extra row at the
+            bottom/right), an int p (p on every side, as PyTorch), a pair (ph, pw), or
+            ((top, bottom), (left, right)).
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format() ("channels_first" unless set).
+        dilation_rate: an int or a pair: the window's elements are that many pixels apart.
+            Default 1.
+        groups: the channels split into this many groups convolved separately (in and filters
+            divisible by it); groups=in is a depthwise convolution. Default 1.
+        activation: as Dense's. Default None (linear).
+        use_bias: whether the layer has a bias. Default True.
+        kernel_initializer: initializer of the kernel. Default "glorot_uniform".
+        bias_initializer: initializer of the bias. Default "zeros".
+        kernel_regularizer, bias_regularizer: as Dense's. Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        model = pn.Sequential([pn.Input((1, 28, 28)), Conv2D(32, 3, activation="relu"),
+                               pn.layers.MaxPooling2D(), pn.layers.Flatten(), pn.layers.Dense(10)])
+        Conv2D(8, 3, data_format="channels_last")  # Keras' layout: (batch, H, W, channels)
     """
     rank = 2
 
@@ -136,12 +150,20 @@ def _joined(xp, parts, axis):
 
 @REGISTRY.register()
 class Conv1D(Conv2D):
-    """1-D convolution over sequences: x (batch, in, length) -> y (batch, filters, new length)
-    (channels first; (batch, length, in) with data_format="channels_last", Keras' default for
-    sequences). kernel (filters, in/groups, k). Arguments as Conv2D, with ints for kernel_size,
-    strides and dilation_rate, and padding "valid", "same", "causal" (k-1 zeros before the
-    sequence, none after: an output never sees a later input) or an int. Computed as a Conv2D
-    over images of height 1."""
+    """1-D convolution over sequences: y = act(conv(x, kernel) + bias).
+
+    x (batch, in, length) -> y (batch, filters, new length) (channels first; (batch, length, in)
+    with data_format="channels_last", Keras' default for sequences). kernel (filters, in/groups, k).
+    Computed as a Conv2D over images of height 1.
+
+    Args:
+        filters: positive int, the number of output channels.
+        kernel_size: a positive int (or a 1-tuple). strides, dilation_rate: the same. Default 1.
+        padding: "valid" (the default), "same", "causal" (dilation_rate*(k-1) zeros before the
+            sequence, none after: an output never sees a later input) or a non-negative int.
+        data_format, groups, activation, use_bias, the initializers and regularizers, **kwargs:
+            as Conv2D's, with the same defaults.
+    """
     rank = 1
 
     def _padding(self, padding):
@@ -162,7 +184,8 @@ class Conv1D(Conv2D):
 
 @REGISTRY.register()
 class Conv2DTranspose(WeightedLayer):
-    """Transposed 2-D convolution (the adjoint of Conv2D's input gradient; "deconvolution"):
+    """Transposed 2-D convolution (the adjoint of Conv2D's input gradient; "deconvolution").
+
     x (batch, in, H, W) -> y (batch, filters, Ho, Wo) with Ho = (H - 1) * sh + kh for
     padding="valid" and Ho = H * sh for "same" (channels last with data_format="channels_last").
     kernel (in, filters, kh, kw) (PyTorch's ConvTranspose2d layout), bias (filters,).
@@ -171,6 +194,17 @@ class Conv2DTranspose(WeightedLayer):
     y = col2im(kernel2^T @ x2), x2 = x as (in, H*W*batch), kernel2 = kernel as (in, filters*kh*kw).
     Backward: with dcols = im2col(dy), dx2 = kernel2 @ dcols, dkernel2 = x2 @ dcols^T,
     dbias = sums of dy.
+
+    Args:
+        filters: positive int, the number of output channels.
+        kernel_size: an int or a pair (height, width).
+        strides: an int or a pair (height, width). Default 1.
+        padding: "valid" (the default) or "same".
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        activation, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+            bias_regularizer: as Dense's, with the same defaults.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
     """
 
     def __init__(self, filters: int, kernel_size: IntPair, strides: IntPair = 1, padding: str = "valid",

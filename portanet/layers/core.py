@@ -18,7 +18,15 @@ def _shape(name, value):
 
 @REGISTRY.register()
 class InputLayer(Layer):
-    """Declares the shape of one example (no batch axis); passes its input through."""
+    """Declares the shape of one example (no batch axis); passes its input through.
+
+    Usually made by `pn.Input`, which returns its output tensor.
+
+    Args:
+        shape: the shape of one example without the batch axis: a tuple of positive ints, or an
+            int n for (n,).
+        name: the layer's name. Default: "input_layer", numbered.
+    """
 
     def __init__(self, shape: int | Shape, name: str | None = None):
         super().__init__(name=name)
@@ -36,20 +44,54 @@ class InputLayer(Layer):
 
 
 def Input(shape: int | Shape, name: str | None = None) -> SymbolicTensor:
-    """A symbolic input of `shape` (no batch axis), for the functional API and Sequential."""
+    """A symbolic input of `shape` (no batch axis), for the functional API and Sequential.
+
+    Args:
+        shape: the shape of one example without the batch axis: a tuple of positive ints, or an
+            int n for (n,).
+        name: the name of its `InputLayer` (and of the model input, for dict inputs). Default:
+            "input_layer", numbered.
+
+    Returns:
+        A `SymbolicTensor` to call layers on.
+
+    Example:
+        inputs = pn.Input((784,))
+        outputs = pn.layers.Dense(10, activation="softmax")(pn.layers.Dense(64, activation="relu")(inputs))
+        model = pn.Model(inputs, outputs)
+    """
     layer = InputLayer(shape, name=name)
     return SymbolicTensor(layer.shape, layer)
 
 
 @REGISTRY.register()
 class Dense(WeightedLayer):
-    """y = act(x @ kernel + bias); x (batch, ..., in) -> y (batch, ..., units); kernel (in, units).
+    """Densely-connected layer: y = act(x @ kernel + bias).
+
+    x (batch, ..., in) -> y (batch, ..., units); kernel (in, units), bias (units,).
 
     Backward, with dz = dL/d(x @ kernel + bias):
         d kernel = x^T dz,   d bias = sum of dz over the batch,   dx = dz kernel^T
 
     (Products are written `xp.matmul(a, b)`, not `a @ b`, so that a backend can supply its own:
     CuPy's is the one a CUDA graph can capture.)
+
+    Args:
+        units: positive int, the size of the output's last axis.
+        activation: a name ("relu", "softmax"), a config, a `pn.activations.Activation`, or None
+            (linear, the default). A final softmax or sigmoid is fused with a cross-entropy loss.
+        use_bias: whether the layer has a bias. Default True.
+        kernel_initializer: initializer of the kernel. Default "glorot_uniform".
+        bias_initializer: initializer of the bias. Default "zeros".
+        kernel_regularizer: penalty on the kernel ("l1", "l2", "l1_l2", a config, a
+            `Regularizer`, or None). Default None.
+        bias_regularizer: penalty on the bias. Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        model = pn.Sequential([pn.Input((784,)), Dense(64, activation="relu"),
+                               Dense(10, activation="softmax")])
+        Dense(32)(np.ones((4, 16), "float32")).shape     # (4, 32); the kernel is (16, 32)
     """
 
     def __init__(self, units: int, activation: ActivationArg = None, use_bias: bool = True,
@@ -91,7 +133,12 @@ class Dense(WeightedLayer):
 
 @REGISTRY.register()
 class Activation(ActivatedLayer):
-    """y = act(x), elementwise (softmax: along the last axis)."""
+    """Applies an activation: y = act(x), elementwise (softmax: along the last axis).
+
+    Args:
+        activation: a name ("relu", "softmax"), a config or a `pn.activations.Activation`.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, activation: ActivationArg, **kwargs):
         super().__init__(activation=activation, **kwargs)
@@ -105,11 +152,17 @@ class Activation(ActivatedLayer):
 
 @REGISTRY.register()
 class Flatten(Layer):
-    """(batch, d1, d2, ...) -> (batch, d1*d2*...), in the order of the elements in memory.
+    """Flattens each example: (batch, d1, d2, ...) -> (batch, d1*d2*...), in memory order.
 
     With data_format="channels_first" the channel axis is first moved last, as Keras does, so
     that the features come in the order of a channels-last model's (to exchange weights of the
-    Dense layer after it); left None, nothing is moved (portanet's default, and PyTorch's)."""
+    Dense layer after it); left None, nothing is moved (portanet's default, and PyTorch's).
+
+    Args:
+        data_format: None (default: the elements in memory order, whatever the layout),
+            "channels_first" (channels moved last first, as Keras) or "channels_last".
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, data_format: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -138,7 +191,13 @@ class Flatten(Layer):
 
 @REGISTRY.register()
 class Reshape(Layer):
-    """(batch, *input_shape) -> (batch, *target_shape); one entry of target_shape may be -1."""
+    """Reshapes each example: (batch, *input_shape) -> (batch, *target_shape).
+
+    Args:
+        target_shape: the output shape without the batch axis, a tuple of positive ints; one
+            entry may be -1 (inferred from the input's size).
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, target_shape: Shape, **kwargs):
         super().__init__(**kwargs)
@@ -169,7 +228,20 @@ class Reshape(Layer):
 class Dropout(Layer):
     """Inverted dropout: in training, each unit is kept with probability 1 - rate and scaled by
     1 / (1 - rate), so inference is the identity. Masks come from portanet.random: the same key
-    drops the same units on every backend."""
+    drops the same units on every backend.
+
+    Backward: dx = dy / (1 - rate) where the unit was kept, 0 where it was dropped.
+
+    Args:
+        rate: the fraction of the units to drop, a float in [0, 1).
+        seed: stored in the config only (Keras' argument); the masks come from the keys `fit`
+            draws (`pn.set_seed`, `fit(seed=...)`). Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        model = pn.Sequential([pn.Input((784,)), Dense(128, activation="relu"), Dropout(0.2),
+                               Dense(10, activation="softmax")])
+    """
     needs_key = True
 
     def __init__(self, rate: float, seed: int | None = None, **kwargs):

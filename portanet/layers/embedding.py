@@ -16,18 +16,28 @@ def _scatter_add_rows(indices, rows, size):
 
 @REGISTRY.register()
 class Embedding(Layer):
-    """Row lookup: indices x (batch, ...) of values in [0, input_dim) -> embeddings[x]
-    (batch, ..., output_dim), embeddings (input_dim, output_dim).
+    """Turns integer indices into learned vectors: y = embeddings[x].
+
+    Indices x (batch, ...) of values in [0, input_dim) -> embeddings[x] (batch, ..., output_dim),
+    embeddings (input_dim, output_dim).
 
     The indices arrive as the model's float inputs (exact up to 2**24 in float32) and are read
     as int32. Backward: d embeddings = the rows of dy added at their indices (a scatter-add; a
     one-hot GEMM where the backend has no faster one); the indices have no gradient (dx = None).
 
     Args:
-        input_dim: the vocabulary size; output_dim: the size of each embedding.
-        embeddings_initializer: default "uniform" (Keras' RandomUniform(-0.05, 0.05)).
-        embeddings_regularizer: as Dense's kernel_regularizer.
-        mask_zero: only False (portanet has no masks).
+        input_dim: positive int, the vocabulary size (the largest index + 1).
+        output_dim: positive int, the size of each embedding.
+        embeddings_initializer: initializer of the table. Default "uniform" (Keras'
+            RandomUniform(-0.05, 0.05)).
+        embeddings_regularizer: penalty on the table, as Dense's kernel_regularizer. Default None.
+        mask_zero: only False (portanet has no masks). Default False.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape).
+
+    Example:
+        model = pn.Sequential([pn.Input((20,)), Embedding(10000, 16),
+                               pn.layers.GlobalAveragePooling1D(data_format="channels_last"),
+                               pn.layers.Dense(1, activation="sigmoid")])
     """
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: InitializerArg = "uniform",

@@ -20,7 +20,15 @@ class _ElementWise(Layer):
 
 @REGISTRY.register()
 class Add(_ElementWise):
-    """y = x_1 + x_2 + ...;  each dx_i = dy."""
+    """Adds a list of inputs of one shape: y = x_1 + x_2 + ...;  each dx_i = dy.
+
+    Args:
+        **kwargs: `Layer`'s arguments (name, trainable).
+
+    Example:
+        a, b = pn.Input((16,)), pn.Input((16,))
+        y = Add()([pn.layers.Dense(8)(a), pn.layers.Dense(8)(b)])     # or add([...])
+    """
 
     def forward(self, params, xs, training=False, key=None):
         y = xs[0]
@@ -34,7 +42,11 @@ class Add(_ElementWise):
 
 @REGISTRY.register()
 class Subtract(_ElementWise):
-    """y = x_1 - x_2 (two inputs);  dx_1 = dy, dx_2 = -dy."""
+    """Subtracts the second of two inputs from the first: y = x_1 - x_2;  dx_1 = dy, dx_2 = -dy.
+
+    Args:
+        **kwargs: `Layer`'s arguments (name, trainable).
+    """
     inputs = "two"
 
     def forward(self, params, xs, training=False, key=None):
@@ -46,7 +58,11 @@ class Subtract(_ElementWise):
 
 @REGISTRY.register()
 class Multiply(_ElementWise):
-    """y = x_1 * x_2 * ...;  dx_i = dy * (the product of the other inputs)."""
+    """Multiplies inputs element-wise: y = x_1 * x_2 * ...;  dx_i = dy * (the product of the others).
+
+    Args:
+        **kwargs: `Layer`'s arguments (name, trainable).
+    """
 
     def forward(self, params, xs, training=False, key=None):
         y = xs[0]
@@ -67,7 +83,11 @@ class Multiply(_ElementWise):
 
 @REGISTRY.register()
 class Average(_ElementWise):
-    """y = (x_1 + ... + x_n) / n;  each dx_i = dy / n."""
+    """Averages inputs element-wise: y = (x_1 + ... + x_n) / n;  each dx_i = dy / n.
+
+    Args:
+        **kwargs: `Layer`'s arguments (name, trainable).
+    """
 
     def forward(self, params, xs, training=False, key=None):
         y = xs[0]
@@ -80,8 +100,14 @@ class Average(_ElementWise):
 
 
 class _Extremum(_ElementWise):
-    """y = the element-wise maximum (or minimum) of the inputs; dy goes to the first input that
-    holds it (ties never split or double the gradient, as MaxPooling's rule)."""
+    """The element-wise maximum (or minimum) of inputs of one shape.
+
+    y = the extremum of the x_i at each element; dy goes to the first input that holds it (ties
+    never split or double the gradient, as MaxPooling's rule).
+
+    Args:
+        **kwargs: `Layer`'s arguments (name, trainable).
+    """
 
     def forward(self, params, xs, training=False, key=None):
         y = xs[0]
@@ -119,8 +145,17 @@ class Minimum(_Extremum):
 
 @REGISTRY.register()
 class Concatenate(Layer):
-    """Joins inputs along `axis` (counted with the batch axis, as Keras; default -1); dx_i is
-    input i's slice of dy."""
+    """Joins inputs along `axis` (counted with the batch axis, as Keras); dx_i is input i's slice
+    of dy. The inputs have one rank and equal sizes along the other axes.
+
+    Args:
+        axis: a non-zero int (axis 0 is the batch). Default -1.
+        **kwargs: `Layer`'s arguments (name, trainable).
+
+    Example:
+        a, b = pn.Input((3, 8)), pn.Input((3, 4))
+        y = Concatenate()([a, b])                  # (None, 3, 12); or concatenate([a, b])
+    """
     multi_input = True
 
     def __init__(self, axis: int = -1, **kwargs):
@@ -169,6 +204,13 @@ class Dot(Layer):
 
     Written as y = A @ B with A = x_1 moved to (batch, rows, k) and B = x_2 to (batch, k, cols):
     dA = dy @ B^T, dB = A^T @ dy; through the normalization u = v / |v|: dv = (du - u <u, du>) / |v|.
+
+    Args:
+        axes: a non-zero int, or a pair (one axis of each input), counted with the batch axis.
+            Inputs have shape (d,) or (rows, d) without the batch.
+        normalize: whether to divide each input by its L2 norm along its axis first (the cosine
+            similarity). Default False.
+        **kwargs: `Layer`'s arguments (name, trainable).
     """
     multi_input = True
 
@@ -238,40 +280,107 @@ class Dot(Layer):
 
 
 def add(inputs, **kwargs):
-    """Add()(inputs)."""
+    """`Add()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Add(**kwargs)(inputs)
 
 
 def subtract(inputs, **kwargs):
-    """Subtract()(inputs)."""
+    """`Subtract()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of two tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Subtract(**kwargs)(inputs)
 
 
 def multiply(inputs, **kwargs):
-    """Multiply()(inputs)."""
+    """`Multiply()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Multiply(**kwargs)(inputs)
 
 
 def average(inputs, **kwargs):
-    """Average()(inputs)."""
+    """`Average()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Average(**kwargs)(inputs)
 
 
 def maximum(inputs, **kwargs):
-    """Maximum()(inputs)."""
+    """`Maximum()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Maximum(**kwargs)(inputs)
 
 
 def minimum(inputs, **kwargs):
-    """Minimum()(inputs)."""
+    """`Minimum()(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Minimum(**kwargs)(inputs)
 
 
 def concatenate(inputs, axis=-1, **kwargs):
-    """Concatenate(axis)(inputs)."""
+    """`Concatenate(axis)(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of tensors (`SymbolicTensor`s, or arrays).
+        axis: the axis joined along, counted with the batch axis. Default -1.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Concatenate(axis=axis, **kwargs)(inputs)
 
 
 def dot(inputs, axes, normalize=False, **kwargs):
-    """Dot(axes, normalize)(inputs)."""
+    """`Dot(axes, normalize)(inputs)`, Keras' functional helper.
+
+    Args:
+        inputs: a list of two tensors (`SymbolicTensor`s, or arrays).
+        axes: as `Dot`'s.
+        normalize: as `Dot`'s. Default False.
+        **kwargs: the layer's arguments (name, trainable).
+
+    Returns:
+        The layer's output.
+    """
     return Dot(axes, normalize=normalize, **kwargs)(inputs)

@@ -84,7 +84,8 @@ class _ScaleShift(Layer):
 
 @REGISTRY.register()
 class BatchNormalization(_ScaleShift):
-    """Normalizes each channel over the batch (and the spatial positions) (Ioffe & Szegedy 2015):
+    """Normalizes each channel over the batch (and the spatial positions) (Ioffe & Szegedy 2015).
+
     y = gamma * (x - mean) / sqrt(var + epsilon) + beta.
 
     In training, mean and var are the batch's, and the moving statistics follow them:
@@ -92,12 +93,27 @@ class BatchNormalization(_ScaleShift):
     inference (and in training when the layer is not `trainable`, as Keras 3), the moving ones
     are used. gamma and beta are trained; moving_mean and moving_variance are non-trainable
     parameters, saved and loaded with the others and counted as non-trainable by `summary()`.
+    Backward (training): dx = inv / M * (M dxhat - sum(dxhat) - xhat sum(dxhat xhat)), with
+    dxhat = gamma dy, inv = 1 / sqrt(var + epsilon) and M elements per channel.
 
     Args:
-        axis: the channel axis (counted with the batch axis); default: the images' channel axis
-            (1 for channels first, -1 for channels last: pn.config.image_data_format()).
-        momentum, epsilon, center (learn beta), scale (learn gamma), and the initializers and
-        regularizers of beta, gamma and the moving statistics: Keras' arguments and defaults.
+        axis: the channel axis (a non-zero int counted with the batch axis). Default None: the
+            images' channel axis (1 for channels first, -1 for channels last, as
+            pn.config.image_data_format() says when the layer is made).
+        momentum: the moving statistics' decay (non-negative). Default 0.99.
+        epsilon: positive float added to the variance. Default 1e-3.
+        center: whether to learn beta (else beta = 0). Default True.
+        scale: whether to learn gamma (else gamma = 1). Default True.
+        beta_initializer: initializer of beta. Default "zeros".
+        gamma_initializer: initializer of gamma. Default "ones".
+        moving_mean_initializer: initializer of moving_mean. Default "zeros".
+        moving_variance_initializer: initializer of moving_variance. Default "ones".
+        beta_regularizer, gamma_regularizer: penalties on beta and gamma. Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        model = pn.Sequential([pn.Input((3, 32, 32)), pn.layers.Conv2D(16, 3, use_bias=False),
+                               BatchNormalization(), pn.layers.ReLU()])
     """
     non_trainable = ("moving_mean", "moving_variance")
 
@@ -164,9 +180,21 @@ class BatchNormalization(_ScaleShift):
 
 @REGISTRY.register()
 class LayerNormalization(_ScaleShift):
-    """Normalizes each example over `axis` (default -1; an int or a list, counted with the batch
-    axis) (Ba et al. 2016): y = gamma * (x - mean) / sqrt(var + epsilon) + beta, gamma and beta
-    shaped as the normalized axes. The same in training and inference."""
+    """Normalizes each example over `axis` (Ba et al. 2016), the same in training and inference.
+
+    y = gamma * (x - mean) / sqrt(var + epsilon) + beta, mean and var over the normalized axes,
+    gamma and beta shaped as them. Backward as BatchNormalization's, over those axes.
+
+    Args:
+        axis: a non-zero int or a list of them, counted with the batch axis. Default -1.
+        epsilon: positive float added to the variance. Default 1e-3.
+        center: whether to learn beta (else beta = 0). Default True.
+        scale: whether to learn gamma (else gamma = 1). Default True.
+        beta_initializer: initializer of beta. Default "zeros".
+        gamma_initializer: initializer of gamma. Default "ones".
+        beta_regularizer, gamma_regularizer: penalties on beta and gamma. Default None.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, axis: int | list[int] = -1, epsilon: float = 1e-3, center: bool = True, scale: bool = True,
                  beta_initializer: InitializerArg = "zeros", gamma_initializer: InitializerArg = "ones",
@@ -206,12 +234,24 @@ class LayerNormalization(_ScaleShift):
 
 @REGISTRY.register()
 class Normalization(Layer):
-    """Feature-wise standardization with fixed statistics: y = (x - mean) / max(sqrt(variance), 1e-7)
-    (Keras' Normalization); dx = dy / max(sqrt(variance), 1e-7).
+    """Feature-wise standardization with fixed statistics (Keras' Normalization).
+
+    y = (x - mean) / max(sqrt(variance), 1e-7);  dx = dy / max(sqrt(variance), 1e-7).
 
     The statistics, one per index along `axis` (default -1, counted with the batch axis), are
     given (`mean`, `variance`: numbers or lists) or computed from data by `adapt(data)` (over
     every other axis); they are non-trainable parameters, saved and loaded with the model.
+
+    Args:
+        axis: the feature axis, a non-zero int counted with the batch axis. Default -1.
+        mean: None (the default: 0 until `adapt`), a number or a list, one per feature.
+        variance: as `mean` (default 1 until `adapt`); give both or neither.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        norm = Normalization()
+        norm.adapt(x_train)                        # x_train (examples, features)
+        model = pn.Sequential([pn.Input(x_train.shape[1:]), norm, pn.layers.Dense(1)])
     """
     non_trainable = ("mean", "variance")
 
@@ -239,7 +279,8 @@ class Normalization(Layer):
                 for name, value in (("mean", self.mean), ("variance", self.variance))}
 
     def adapt(self, data):
-        """Compute the mean and variance of `data` (an array, examples along axis 0)."""
+        """Compute the mean and variance of `data` (an array, examples along axis 0), over every
+        axis but the feature axis; builds the layer if it is not built."""
         b = _backend()
         x = b.asarray(data, dtype=b.float_dtype())
         if not self.built:
@@ -272,7 +313,13 @@ class Normalization(Layer):
 
 @REGISTRY.register()
 class Rescaling(Layer):
-    """y = x * scale + offset (e.g. scale=1/255 for pixels);  dx = dy * scale."""
+    """Rescales inputs: y = x * scale + offset (e.g. scale=1/255 for pixels);  dx = dy * scale.
+
+    Args:
+        scale: a finite number.
+        offset: a finite number. Default 0.0.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, scale: float, offset: float = 0.0, **kwargs):
         super().__init__(**kwargs)

@@ -50,17 +50,25 @@ class _Pool(Layer):
 
 @REGISTRY.register()
 class MaxPooling2D(_Pool):
-    """Max over pool_size windows of images: (batch, C, H, W) -> (batch, C, Ho, Wo) (channels
-    last: (batch, H, W, C) -> (batch, Ho, Wo, C)).
+    """Max over pool_size windows of images.
 
-    Args:
-        pool_size: an int or a pair (height, width); default 2.
-        strides: an int or a pair; default `pool_size`. Smaller strides give overlapping windows.
-        padding: "valid" or "same" (Keras rule, see Conv2D); padded elements count as -inf.
-        data_format: "channels_first" or "channels_last" (default: pn.config.image_data_format()).
+    (batch, C, H, W) -> (batch, C, Ho, Wo) (channels last: (batch, H, W, C) -> (batch, Ho, Wo, C)).
 
     Backward: each output's gradient goes to the first maximum of its window (row-major), as in
     PyTorch, so tied maxima never share or duplicate it. dx is None where nothing reads it.
+
+    Args:
+        pool_size: an int or a pair (height, width). Default 2.
+        strides: an int or a pair. Default None: `pool_size`. Smaller strides give overlapping
+            windows.
+        padding: "valid" (the default) or "same" (Keras rule, see Conv2D); padded elements count
+            as -inf.
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+
+    Example:
+        MaxPooling2D()              # 2x2 windows, stride 2: (batch, C, 28, 28) -> (batch, C, 14, 14)
     """
 
     pool = staticmethod(ops.maxpool2d_forward)
@@ -69,9 +77,15 @@ class MaxPooling2D(_Pool):
 
 @REGISTRY.register()
 class AveragePooling2D(_Pool):
-    """Mean over pool_size windows of images. Arguments as MaxPooling2D. With padding="same" each
-    window is divided by its number of real (unpadded) elements, as Keras/TensorFlow (PyTorch's
-    count_include_pad=False)."""
+    """Mean over pool_size windows of images.
+
+    With padding="same" each window is divided by its number of real (unpadded) elements, as
+    Keras/TensorFlow (PyTorch's count_include_pad=False).
+
+    Args:
+        pool_size, strides, padding, data_format, **kwargs: as MaxPooling2D's (pool_size 2,
+            strides None: `pool_size`, padding "valid", data_format None).
+    """
 
     pool = staticmethod(ops.avgpool2d_forward)
     unpool = staticmethod(ops.avgpool2d_backward)
@@ -80,13 +94,24 @@ class AveragePooling2D(_Pool):
 @REGISTRY.register()
 class MaxPooling1D(MaxPooling2D):
     """Max over windows of sequences: (batch, C, L) -> (batch, C, Lo) (channels last: (batch, L, C)).
-    pool_size and strides are ints; otherwise as MaxPooling2D, computed on images of height 1."""
+
+    Computed as MaxPooling2D on images of height 1.
+
+    Args:
+        pool_size: a positive int. Default 2.
+        strides: a positive int. Default None: `pool_size`.
+        padding, data_format, **kwargs: as MaxPooling2D's.
+    """
     rank = 1
 
 
 @REGISTRY.register()
 class AveragePooling1D(AveragePooling2D):
-    """Mean over windows of sequences; arguments as MaxPooling1D."""
+    """Mean over windows of sequences: (batch, C, L) -> (batch, C, Lo).
+
+    Args:
+        pool_size, strides, padding, data_format, **kwargs: as MaxPooling1D's.
+    """
     rank = 1
 
 
@@ -126,8 +151,16 @@ class _GlobalPool(Layer):
 
 @REGISTRY.register()
 class GlobalAveragePooling2D(_GlobalPool):
-    """The mean of each channel over the image: y = sum(x) / P over the P positions;
-    dx = dy / P at every position."""
+    """The mean of each channel over the image: (batch, C, H, W) -> (batch, C).
+
+    y = sum(x) / P over the P positions; dx = dy / P at every position.
+
+    Args:
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        keepdims: whether to keep the spatial axes, of size 1. Default False.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def reduce(self, xp, flat):
         return xp.mean(flat, axis=-1), flat.shape[-1]
@@ -138,7 +171,16 @@ class GlobalAveragePooling2D(_GlobalPool):
 
 @REGISTRY.register()
 class GlobalMaxPooling2D(_GlobalPool):
-    """The maximum of each channel over the image; dy goes to its first maximum (row-major)."""
+    """The maximum of each channel over the image: (batch, C, H, W) -> (batch, C).
+
+    dy goes to its first maximum (row-major).
+
+    Args:
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        keepdims: whether to keep the spatial axes, of size 1. Default False.
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def reduce(self, xp, flat):
         first = xp.argmax(flat, axis=-1)                               # the first maximum
@@ -151,13 +193,21 @@ class GlobalMaxPooling2D(_GlobalPool):
 
 @REGISTRY.register()
 class GlobalAveragePooling1D(GlobalAveragePooling2D):
-    """The mean of each channel over the sequence: (batch, C, L) -> (batch, C)."""
+    """The mean of each channel over the sequence: (batch, C, L) -> (batch, C).
+
+    Args:
+        data_format, keepdims, **kwargs: as GlobalAveragePooling2D's.
+    """
     rank = 1
 
 
 @REGISTRY.register()
 class GlobalMaxPooling1D(GlobalMaxPooling2D):
-    """The maximum of each channel over the sequence: (batch, C, L) -> (batch, C)."""
+    """The maximum of each channel over the sequence: (batch, C, L) -> (batch, C).
+
+    Args:
+        data_format, keepdims, **kwargs: as GlobalMaxPooling2D's.
+    """
     rank = 1
 
 

@@ -37,8 +37,18 @@ class _ImageReshape(Layer):
 
 @REGISTRY.register()
 class ZeroPadding2D(_ImageReshape):
-    """Zeros around images: padding an int p, a pair (rows, cols) or ((top, bottom), (left, right));
-    (batch, C, H, W) -> (batch, C, H + top + bottom, W + left + right). dx is dy cropped."""
+    """Zeros around images: (batch, C, H, W) -> (batch, C, H + top + bottom, W + left + right).
+
+    dx is dy cropped.
+
+    Args:
+        padding: non-negative amounts: an int p (every side), a pair (rows, cols) (rows at the
+            top and bottom, cols at the left and right) or ((top, bottom), (left, right)).
+            Default 1.
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, padding=1, data_format: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -60,8 +70,17 @@ class ZeroPadding2D(_ImageReshape):
 
 @REGISTRY.register()
 class Cropping2D(_ImageReshape):
-    """Rows and columns cut from the edges of images: cropping as ZeroPadding2D's padding;
-    (batch, C, H, W) -> (batch, C, H - top - bottom, W - left - right). dx is dy zero-padded back."""
+    """Rows and columns cut from the edges of images.
+
+    (batch, C, H, W) -> (batch, C, H - top - bottom, W - left - right). dx is dy zero-padded back.
+
+    Args:
+        cropping: amounts in ZeroPadding2D's forms (an int, a pair or a pair of pairs); at least
+            one row and column must remain. Default ((0, 0), (0, 0)).
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, cropping=((0, 0), (0, 0)), data_format: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -87,8 +106,17 @@ class Cropping2D(_ImageReshape):
 
 @REGISTRY.register()
 class UpSampling2D(_ImageReshape):
-    """Each pixel repeated into a size = (rows, cols) block (nearest-neighbour upsampling):
-    (batch, C, H, W) -> (batch, C, H * rows, W * cols). dx sums dy over each block."""
+    """Nearest-neighbour upsampling: each pixel repeated into a size = (rows, cols) block.
+
+    (batch, C, H, W) -> (batch, C, H * rows, W * cols). dx sums dy over each block.
+
+    Args:
+        size: an int or a pair (rows, cols) of positive ints. Default (2, 2).
+        data_format: "channels_first" or "channels_last". Default None:
+            pn.config.image_data_format().
+        interpolation: only "nearest" (the default).
+        **kwargs: `Layer`'s arguments (name, trainable, input_shape, input_dim).
+    """
 
     def __init__(self, size=(2, 2), data_format: str | None = None, interpolation: str = "nearest", **kwargs):
         super().__init__(**kwargs)

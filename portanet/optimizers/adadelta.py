@@ -18,6 +18,19 @@ class Adadelta(Optimizer):
     "accumulated_grad" (E[g^2]) and "accumulated_delta_var" (E[dx^2]). Keras' default learning rate
     is 0.001; Zeiler's rule has none (lr = 1, PyTorch's default), and PyTorch's default epsilon is
     1e-6, Optax's rho 0.9 and epsilon 1e-6.
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        rho: the decay rate of the two averages, in [0, 1). Default 0.95.
+        epsilon: non-negative float for numerical stability. Default 1e-7.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.95, epsilon: float = 1e-7,

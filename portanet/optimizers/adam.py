@@ -28,6 +28,26 @@ class Adam(Optimizer):
     The two are equal for epsilon = 0; otherwise the Keras form uses an effective epsilon of
     epsilon * sqrt(1 - beta_2**t), which is much smaller in the first steps. 1 - beta**t is
     computed as -expm1(t * log(beta)), exact to rounding even in float32.
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        beta_1: the decay of the first-moment estimate m, in [0, 1). Default 0.9.
+        beta_2: the decay of the second-moment estimate v, in [0, 1). Default 0.999.
+        epsilon: non-negative float for numerical stability. Default 1e-7.
+        amsgrad: whether to apply the AMSGrad variant. Default False.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
+        epsilon_hat: whether to use Keras' form of epsilon (above). Default False.
+
+    Example:
+        schedule = pn.optimizers.schedules.ExponentialDecay(1e-3, decay_steps=1000, decay_rate=0.9)
+        model.compile(optimizer=pn.optimizers.Adam(learning_rate=schedule), loss="mse")
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -90,6 +110,17 @@ class AdamW(Adam):
 
     This equals PyTorch's `AdamW` (w *= 1 - lr * weight_decay) and Optax's `adamw`. The default
     weight_decay is Keras' 0.004 (PyTorch's is 0.01).
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        weight_decay: non-negative float, the decoupled decay (not None). Default 0.004.
+        beta_1, beta_2, epsilon, amsgrad, epsilon_hat: as Adam's (0.9, 0.999, 1e-7, False, False).
+        clipnorm, clipvalue, global_clipnorm: gradient clipping as Adam's. Default None.
+        name: the optimizer's name. Default None: "adamw".
+
+    Example:
+        opt = pn.optimizers.AdamW(learning_rate=1e-3, weight_decay=0.01)
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,

@@ -68,7 +68,22 @@ class Optimizer(Serializable):
     defines `_scalar_names()`, `_init_scalar(name, dtype)` and `_update_scalars(scalars, t)`: the
     scalars are 0-d arrays of the state's dtype at the top of the state (next to "step"), updated
     once per step before the parameters; `_update_leaf` finds their new values in `slots`, cast
-    to the parameter's dtype."""
+    to the parameter's dtype.
+
+    Every optimizer takes these arguments (Keras 2's `lr` and `decay` are refused, naming the
+    Keras 3 argument to use instead):
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`
+            (evaluated at every step; the rate then cannot be set).
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient tensor to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set; the module docstring has the formulas.
+        name: the optimizer's name. Default None: the class name in lower case.
+    """
 
     def __new__(cls, *args, **kwargs):
         """Keras 2's names, refused with the one to use (before __init__ reports a bare TypeError)."""
@@ -124,7 +139,11 @@ class Optimizer(Serializable):
         return isinstance(self.learning_rate, LearningRateSchedule)
 
     def init(self, params: dict) -> dict:
-        """The initial state for `params` (a plain nested dict of arrays; see the module doc)."""
+        """The initial state for `params` (a plain nested dict of arrays).
+
+        Returns:
+            The state: a plain dict of arrays (its layout is in the module docstring).
+        """
         xp = _backend().xp
         dtype = self._state_dtype(params)
         step = xp.asarray(0, dtype=xp.int32)
@@ -136,7 +155,11 @@ class Optimizer(Serializable):
         return state
 
     def update(self, params: dict, grads: dict, state: dict) -> tuple[dict, dict]:
-        """One step: returns `(new_params, new_state)`; the inputs are not modified."""
+        """One step of the rule with `grads` (a tree matched to `params` by key); pure.
+
+        Returns:
+            `(new_params, new_state)`; the inputs are not modified.
+        """
         step = state["step"]
         lr = state["learning_rate"]
         if self.uses_schedule:

@@ -25,6 +25,23 @@ class Lion(Optimizer):
     Every coordinate moves by exactly lr (or 0), so Lion wants a learning rate 3-10 times smaller
     than Adam's. Keras refuses beta_1 outside (0, 1], as here. Optax's `lion` is this rule; its
     default weight_decay is 1e-3 (Keras' None), applied as the same decoupled decay.
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        beta_1: the interpolation between momentum and gradient in the update, in (0, 1].
+            Default 0.9.
+        beta_2: the decay of the momentum, in [0, 1). Default 0.99.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
+
+    Example:
+        opt = pn.optimizers.Lion(learning_rate=1e-4, weight_decay=0.01)
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.99,

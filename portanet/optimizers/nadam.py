@@ -9,10 +9,10 @@ _LOG_MOMENTUM_DECAY = math.log(0.96)  # Dozat's momentum schedule, psi = 0.004 p
 
 @REGISTRY.register("nadam")
 class Nadam(Optimizer):
-    """Nadam: Adam with Nesterov momentum (Dozat, ICLR 2016 workshop), Keras' `Nadam`, with its
-    momentum schedule.
+    """Nadam: Adam with Nesterov momentum (Dozat, ICLR 2016 workshop), Keras' `Nadam`.
 
-    With learning rate lr, gradient g and t = step + 1 (m, v start at 0, the product P at 1):
+    With Keras' momentum schedule, learning rate lr, gradient g and t = step + 1 (m, v start at
+    0, the product P at 1):
 
         mu_t = beta_1 * (1 - 0.5 * 0.96**t)          the momentum schedule
         P    <- P * mu_t                             P = mu_1 * ... * mu_t (state "u_product")
@@ -27,6 +27,20 @@ class Nadam(Optimizer):
     with momentum_decay=1 (its default 0.004 gives 0.96**(0.004 t)); Optax's `nadam` has no
     momentum schedule (mu_t = beta_1) and is a different rule. 1 - beta_2**t is computed as
     -expm1(t * log(beta_2)).
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        beta_1: the decay of the first-moment estimate, in [0, 1). Default 0.9.
+        beta_2: the decay of the second-moment estimate, in [0, 1). Default 0.999.
+        epsilon: non-negative float for numerical stability. Default 1e-7.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,

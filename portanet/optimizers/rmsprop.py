@@ -20,6 +20,25 @@ class RMSprop(Optimizer):
     PyTorch's RMSprop puts epsilon outside: lr * g / (sqrt(v) + eps) (centered: sqrt(v - a**2) +
     eps) and keeps lr outside the momentum buffer; the two agree when epsilon is 0 and lr constant.
     Optax's `rmsprop` (eps_in_sqrt=True, the default) is this form.
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.001.
+        rho: the decay of the moving average of squared gradients, in [0, 1). Default 0.9.
+        momentum: a float in [0, 1). Default 0.0.
+        epsilon: non-negative float for numerical stability. Default 1e-7.
+        centered: whether to divide by the estimated variance of the gradient rather than its
+            second moment (more stable, slower). Default False.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
+
+    Example:
+        model.compile(optimizer=pn.optimizers.RMSprop(learning_rate=1e-3, rho=0.9), loss="mse")
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, rho: float = 0.9, momentum: float = 0.0,

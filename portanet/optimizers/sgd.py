@@ -19,6 +19,24 @@ class SGD(Optimizer):
     lr is constant and differ after the learning rate changes. `weight_decay` is decoupled (Keras):
     w <- w - lr * weight_decay * w before the step; without momentum this equals PyTorch's coupled
     `weight_decay` (g + weight_decay * w), with momentum it does not.
+
+    Args:
+        learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`.
+            Default 0.01.
+        momentum: a float in [0, 1) that accelerates descent in the relevant direction and
+            dampens oscillations. Default 0.0 (plain gradient descent).
+        nesterov: whether to apply Nesterov momentum. Default False.
+        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case.
+
+    Example:
+        opt = pn.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+        model.compile(optimizer=opt, loss="sparse_categorical_crossentropy")
     """
 
     def __init__(self, learning_rate: LearningRate = 0.01, momentum: float = 0.0, nesterov: bool = False,
