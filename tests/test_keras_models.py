@@ -219,3 +219,16 @@ def test_model_config_json_and_clone():
     assert [layer.name for layer in renamed.layers] == [layer.name + "_copy" for layer in sequential.layers]
     with pytest.raises(pn.InvalidArgumentError, match="json_string"):
         pn.models.model_from_json("{not json")
+
+
+def test_a_subclassed_model_with_call_says_how_to_port_it():
+    class Classifier(pn.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = pn.layers.Dense(3)
+
+        def call(self, x):
+            return self.dense(x)
+
+    with pytest.raises(TypeError, match="subclasses Model with Keras' `call`.*pn.Model\\(inputs, outputs\\)"):
+        Classifier()

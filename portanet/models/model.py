@@ -10,7 +10,7 @@ import os
 
 from .. import random
 from ..backend import get as _backend, place, transfer
-from ..errors import InvalidArgumentError, invalid
+from ..errors import InvalidArgumentError, InvalidTypeError, invalid
 from ..layers import REGISTRY as LAYERS
 from ..layers.base import Layer, SymbolicTensor, unique_name
 from ..training import heads as heads_module
@@ -47,6 +47,12 @@ class Model(Fitting, Layer):
     def __init__(self, inputs: SymbolicTensor | list | None = None, outputs: SymbolicTensor | list | None = None,
                  name: str | None = None, trainable: bool = True):
         # not Layer.__init__: a model's shapes and weights are its graph's
+        if hasattr(self, "call"):
+            raise InvalidTypeError(
+                f"{type(self).__name__} subclasses Model with Keras' `call`: portanet builds a model from its "
+                f"layer calls, not from a method run on tensors. Write the body of `call` as a function of "
+                f"pn.Input tensors and return pn.Model(inputs, outputs) (the functional API), or use "
+                f"pn.Sequential; a layer of your own computing something new: docs/custom_layers.md.")
         self.name = name or unique_name("functional" if type(self) is Model else "sequential")
         self.trainable = trainable
         self.graph = None
