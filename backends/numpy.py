@@ -1,8 +1,37 @@
-"""The NumPy backend (default): CPU, float32 by default, no compilation."""
+"""The NumPy backend (default): CPU, float32 by default, no compilation. BLAS runs on the usable
+cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
+overrides: docs/architecture.md, "Threads")."""
+import os
+
 import array_api_compat
 import numpy as np
 
 from portanet.backend import Backend
+from portanet.errors import invalid
+
+try:
+    from threadpoolctl import ThreadpoolController
+except ImportError:  # an optional dependency: without it BLAS keeps its own threads
+    ThreadpoolController = None
+
+
+def usable_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def choose_threads():
+    """PORTANET_NUM_THREADS, else the usable cores, else 1 on a machine already busier than its
+    cores (1-minute load average): there, extra threads wait on each other (and OpenBLAS's spin)."""
+    value = os.environ.get("PORTANET_NUM_THREADS")
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise invalid("PORTANET_NUM_THREADS", "a positive integer", value)
+        return int(value), "PORTANET_NUM_THREADS"
+    cores = usable_cores()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    if cores > 1 and load >= cores:
+        return 1, f"the machine is busy: 1-minute load {load:.1f} on {cores} cores"
+    return cores, f"the usable cores ({cores})"
 
 
 class NumpyBackend(Backend):
@@ -12,13 +41,18 @@ class NumpyBackend(Backend):
 
     def __init__(self):
         self.xp = array_api_compat.array_namespace(np.empty(0))
+        self.threads, self.threads_why = choose_threads()
+        self.blas = ThreadpoolController() if ThreadpoolController is not None else None
+        if self.blas is not None:
+            self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
         # Fast paths for portanet.ops (same signatures and results as the portable versions there,
         # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
         # preallocated arrays instead of stacking, padding and summing new ones.
         self.fast = {"im2col": im2col, "col2im": col2im,
                      "conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
                      "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
-                     "blockwise": blockwise, "foreach": foreach, "scatter_add_rows": scatter_add_rows}
+                     "blockwise": blockwise, "foreach": foreach, "scatter_add_rows": scatter_add_rows,
+                     "relu_backward": relu_backward}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -33,6 +67,11 @@ class NumpyBackend(Backend):
 
     def quiet(self):
         return np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore")
+
+    def thread_report(self):
+        blas = [f"{i['internal_api']} {i['num_threads']}" for i in self.blas.info() if i["user_api"] == "blas"] \
+            if self.blas is not None else ["threadpoolctl not installed: BLAS's own default"]
+        return f"{self.threads} ({self.threads_why}); BLAS: {', '.join(blas) or 'none found'}"
 
 
 # ----- fast paths for portanet.ops ---------------------------------------------------------------
@@ -195,7 +234,8 @@ def blockwise(fn, *arrays):
     update of one parameter, the random generator's rounds), evaluated on slices of BLOCK
     elements: the many temporaries of the formula then stay in the CPU cache and reuse the
     allocator's memory, where whole-array temporaries each cost a pass through RAM and fresh
-    pages. Same results."""
+    pages. Same results. (Not threaded: these passes are bound by memory bandwidth, which a
+    second thread did not add on the 2-core machine.)"""
     shape, n = arrays[0].shape, arrays[0].size
     if n <= BLOCK:
         return fn(*arrays)
@@ -235,6 +275,13 @@ def _split(flat_outputs, like):
     for a in like:
         yield tuple(o[start:start + a.size].reshape(a.shape) for o in flat_outputs)
         start += a.size
+
+
+def relu_backward(dy, z):
+    """portanet.activations' relu_backward as dy times (z > 0): multiplying by a boolean is several
+    times faster in NumPy than `where` (a dy of inf or nan where z <= 0 would give nan instead
+    of 0; finite ones match exactly)."""
+    return np.multiply(dy, z > 0)
 
 
 def scatter_add_rows(indices, rows, size):

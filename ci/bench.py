@@ -4,7 +4,7 @@
     python ci/bench.py --quick                          # the CI smoke run: 256 samples, 1 timed epoch
     python ci/bench.py --models mlp-wide --repeats 5 --threads 1 --json bench.json
     python ci/bench.py --backends numpy,jax,strict --peers torch
-    python ci/bench.py --device gpu                     # portanet-cupy(-eager), portanet-jax, torch(-compile)
+    python ci/bench.py --device gpu                     # portanet-cupy(-eager), -jax, -torch; torch(-compile)
     python ci/bench.py --devices 4                      # also DataParallel over 4 devices
 
 Every framework trains the same model on the same data (Fashion-MNIST, pixels scaled to [0, 1],
@@ -98,7 +98,7 @@ MODELS = {
 }
 DEFAULTS = {  # device: (models, portanet backends, peers)
     "cpu": ("lenet,mlp,mlp-wide", "numpy,jax,torch", "torch,keras-jax,jax-optax"),
-    "gpu": ("lenet,mlp-wide", "cupy,cupy-eager,jax", "torch,torch-compile"),
+    "gpu": ("lenet,mlp-wide", "cupy,cupy-eager,jax,torch", "torch,torch-compile"),
 }
 BACKENDS = {"cpu": ("numpy", "jax", "strict", "torch", "jax-dp"),
             "gpu": ("cupy", "cupy-eager", "jax", "torch", "jax-dp")}
@@ -678,6 +678,9 @@ def parse_args(argv):
                         help="threads for every framework (default: the usable cores, %(default)s here)")
     parser.add_argument("--quick", action="store_true", help=f"CI smoke run: --limit {QUICK_LIMIT} --repeats 1")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--background-load", type=int, default=0, metavar="N",
+                        help="N busy processes (a core each) for the whole run: every framework is timed "
+                             "beside the same load")
     parser.add_argument("--devices", type=int, help="also run portanet-jax-dp: DataParallel over N devices (on "
                         "a CPU, N simulated ones: that shows the overhead only; on a machine with N GPUs, the "
                         "scaling), against portanet-jax on one")
@@ -707,6 +710,8 @@ def parse_args(argv):
     for peer in filter(None, args.peers.split(",")):
         if peer not in PEERS:
             parser.error(f"unknown peer {peer!r}; expected some of {','.join(PEERS)}")
+    if args.background_load < 0:
+        parser.error("--background-load must be non-negative")
     if args.repeats < 1 or args.threads < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--repeats, --threads and --limit must be positive")
     return args
@@ -740,20 +745,29 @@ def main(argv=None):
         print(f"float32 GEMM peak (NumPy 2048^3, best of 5): {args.gemm_peak / 1e9:.1f} GFLOP/s", flush=True)
     from portanet.datasets import fashion_mnist
     dataset, results, failures = fashion_mnist(), [], {}
-    with tempfile.TemporaryDirectory(prefix="portanet-bench-") as folder:
-        for model in args.models:
-            rows, failed = run_model(model, dataset, frameworks, args, Path(folder))
-            if rows:
-                print(table(model, rows, args.repeats), flush=True)
-            for f, why in failed.items():
-                print(f"{model}: {why.splitlines()[0]} (the tail of its log is above, on stderr)", flush=True)
-                failures[f"{model}/{f}"] = why
-            results += rows
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]
+    if busy:
+        print(f"background load: {len(busy)} busy process(es) for the whole run", flush=True)
+    try:
+        with tempfile.TemporaryDirectory(prefix="portanet-bench-") as folder:
+            for model in args.models:
+                rows, failed = run_model(model, dataset, frameworks, args, Path(folder))
+                if rows:
+                    print(table(model, rows, args.repeats), flush=True)
+                for f, why in failed.items():
+                    print(f"{model}: {why.splitlines()[0]} (the tail of its log is above, on stderr)", flush=True)
+                    failures[f"{model}/{f}"] = why
+                results += rows
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
     if args.json:
         args.json.write_text(json.dumps({
             "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
             "versions": found, "device": args.device, "threads": args.threads, "repeats": args.repeats,
-            "limit": args.limit, "load_average": load, "gemm_peak_flops": args.gemm_peak, "skipped": skipped,
+            "limit": args.limit, "load_average": load, "background_load": args.background_load,
+            "gemm_peak_flops": args.gemm_peak, "skipped": skipped,
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "epsilon": EPSILON},
             "results": results, "failures": failures}, indent=1))
     return 1 if failures else 0

@@ -24,6 +24,8 @@ def info(out=None):
     try:
         current = backend.get()
         print(f"backend: {current.name} (device: {current.device})", file=out)
+        if current.thread_report() is not None:
+            print(f"threads: {current.thread_report()}", file=out)
     except (PortanetError, ImportError) as error:
         print(f"backend: unusable: {error}", file=out)
     print(f"floatx:  {backend.floatx()}", file=out)

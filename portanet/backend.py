@@ -129,6 +129,10 @@ class Backend:
         """Join this process to the others of a multi-process run (jax only)."""
         self.data_parallel()
 
+    def thread_report(self):
+        """How many threads the backend computes with, and why (None where it does not choose)."""
+        return None
+
     def barrier(self, name):
         """Wait until every process of a multi-process run reaches this point (one process: return)."""
 

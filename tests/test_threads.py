@@ -1,0 +1,66 @@
+"""Threads on the CPU: how many the numpy backend uses and why (PORTANET_NUM_THREADS, the usable
+cores, one on a busy machine), shown by `python -m portanet info`; the training result does not
+depend on it; the relu_backward fast paths equal the portable code."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from portanet import backend as B
+
+from helpers import to_device, to_host
+
+NUMPY_BACKEND = pytest.importorskip("portanet.backends.numpy")
+
+
+def run(code, **env):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "PORTANET_BACKEND": "numpy", **env})
+
+
+def test_the_thread_count_is_chosen_and_shown(monkeypatch):
+    monkeypatch.setenv("PORTANET_NUM_THREADS", "3")
+    assert NUMPY_BACKEND.choose_threads() == (3, "PORTANET_NUM_THREADS")
+    monkeypatch.delenv("PORTANET_NUM_THREADS")
+    monkeypatch.setattr(NUMPY_BACKEND, "usable_cores", lambda: 4)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    assert NUMPY_BACKEND.choose_threads() == (4, "the usable cores (4)")
+    monkeypatch.setattr(os, "getloadavg", lambda: (6.2, 5.0, 4.0))
+    count, why = NUMPY_BACKEND.choose_threads()
+    assert count == 1 and "busy: 1-minute load 6.2 on 4 cores" in why
+    info = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_NUM_THREADS="1")
+    assert "threads: 1 (PORTANET_NUM_THREADS)" in info.stdout
+    bad = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_NUM_THREADS="many")
+    assert "Expected a positive integer. Received: PORTANET_NUM_THREADS='many'" in bad.stdout
+
+
+TRAIN = """
+import numpy as np, portanet as pn
+pn.set_seed(0)
+x = np.random.default_rng(0).random((256, 1, 12, 12), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 4, 256)
+m = pn.Sequential([pn.Input((1, 12, 12)), pn.layers.Conv2D(4, 3, activation="relu"), pn.layers.MaxPooling2D(2),
+                   pn.layers.Flatten(), pn.layers.Dense(64, activation="relu"), pn.layers.Dense(4, activation="softmax")])
+m.compile("adam", "sparse_categorical_crossentropy")
+print(repr(m.fit(x, y, batch_size=64, epochs=2, verbose=0).history["loss"]))
+print(repr(float(np.abs(m.get_weights()[0]).sum())))
+"""
+
+
+def test_the_result_does_not_depend_on_the_thread_count():
+    one, two = (run(TRAIN, PORTANET_NUM_THREADS=n) for n in ("1", "2"))
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert one.stdout == two.stdout
+
+
+@pytest.mark.parametrize("shape", [(7,), (4, 3, 20, 20)])
+def test_relu_backward_fast_path_matches_portable_code(backend, shape):
+    rng = np.random.default_rng(0)
+    dy, z = rng.standard_normal(shape), np.round(rng.standard_normal(shape), 1)   # zeros in z
+    fast = to_host(B.get().op("relu_backward")(to_device(dy), to_device(z)))
+    with B.portable():
+        portable = to_host(B.get().op("relu_backward")(to_device(dy), to_device(z)))
+    np.testing.assert_array_equal(fast, portable)
+    np.testing.assert_array_equal(portable, np.where(z > 0, dy, 0.0).astype(portable.dtype))
