@@ -15,6 +15,7 @@ microseconds of Python) for each of the hundreds of small kernels of a step:
 """
 import ctypes
 import os
+import traceback
 import types
 import warnings
 
@@ -331,7 +332,7 @@ class _Graphs:
                 raise
             except Exception as error:  # CuPy refuses capture (a host transfer or synchronisation)
                 captured = None
-                self.failures[signature] = f"{type(error).__name__}: {error}"
+                self.failures[signature] = f"{type(error).__name__}: {error}{_where(error)}"
                 if len(self.failures) == 1:
                     warnings.warn(f"portanet: {getattr(self.fn, '__name__', 'a step')} runs without a CUDA graph "
                                   f"(capture failed: {self.failures[signature]})", RuntimeWarning, stacklevel=2)
@@ -339,6 +340,18 @@ class _Graphs:
         if captured is None:
             return self.fn(*args)
         return captured.run(leaves)
+
+
+def _where(error):
+    """' at FILE:LINE in FUNCTION': the innermost line of portanet's own code that `error` passed
+    through outside this module (the line that synchronised with the host), or ''."""
+    here = os.path.abspath(__file__)
+    frames = [f for f in traceback.extract_tb(error.__traceback__)
+              if os.path.abspath(f.filename) != here and f"{os.sep}cupy" not in f.filename]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f" at {os.path.basename(frame.filename)}:{frame.lineno} in {frame.name}"
 
 
 def _describe(tree, leaves):

@@ -10,10 +10,10 @@
 #             reach no package registry) into a folder on PYTHONPATH, and this project with
 #             `pip install --no-deps --no-build-isolation -e .`
 #   versions  GPU, driver, CUDA, CuPy, JAX, PyTorch and NumPy versions, and `python -m portanet info`
-#   lenet     examples/lenet.py for 2 epochs ($PORTANET_GPU_LENET_EPOCHS) on cupy and on jax (full
-#             Fashion-MNIST from .gpu/data), both in RESULTS/lenet.log
-#   tests     the cupy and jax-GPU selection ($PORTANET_GPU_TESTS, default -k "cupy or jax or gpu": the
-#             tests parametrized over backends, on cupy and jax, and the GPU-only ones), TF32 off
+#   lenet     examples/lenet.py for 2 epochs ($PORTANET_GPU_LENET_EPOCHS) on cupy, jax and torch (full
+#             Fashion-MNIST from .gpu/data), all in RESULTS/lenet.log
+#   tests     the GPU selection ($PORTANET_GPU_TESTS, default -k "cupy or jax or torch or gpu": the tests
+#             parametrized over backends, on cupy, jax and torch (CUDA), and the GPU-only ones), TF32 off
 #   profile   ci/gpu_profile.py: ms per CuPy step, eager and as a CUDA graph, fast paths on and off
 #   bench     ci/bench.py --device gpu --json RESULTS/bench.json
 # Each stage writes RESULTS/<stage>.log; RESULTS/summary.txt lists each stage's exit code and
@@ -109,8 +109,8 @@ EOF
 }
 
 stage_lenet() {
-    local backends=(cupy jax) extra=(--epochs "${PORTANET_GPU_LENET_EPOCHS:-2}") code=0
-    [ "$dry" -eq 1 ] && backends=(numpy jax) && extra=(--quick)
+    local backends=(cupy jax torch) extra=(--epochs "${PORTANET_GPU_LENET_EPOCHS:-2}") code=0
+    [ "$dry" -eq 1 ] && backends=(numpy jax torch) && extra=(--quick)
     for b in "${backends[@]}"; do
         echo "== PORTANET_BACKEND=$b python examples/lenet.py ${extra[*]}"
         PORTANET_BACKEND=$b "$python" examples/lenet.py "${extra[@]}" --out "/tmp/portanet-gpu-lenet-$b" || code=$?
@@ -119,7 +119,7 @@ stage_lenet() {
 }
 
 stage_tests() {
-    local select=${PORTANET_GPU_TESTS:-"cupy or jax or gpu"} parallel=()
+    local select=${PORTANET_GPU_TESTS:-"cupy or jax or torch or gpu"} parallel=()
     [ "$dry" -eq 1 ] && select="gpu"
     if "$python" -c "import xdist" 2>/dev/null; then
         parallel=(-n "${PORTANET_GPU_TEST_WORKERS:-8}" --dist loadgroup)

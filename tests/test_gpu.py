@@ -1,5 +1,6 @@
 """The GPU paths: CuPy's CUDA graphs and its cuBLAS products, JAX epochs without per-step host
 transfers, and real out-of-memory errors. Tests that need an NVIDIA GPU skip cleanly without one."""
+import re
 import warnings
 
 import numpy as np
@@ -204,6 +205,7 @@ def test_a_step_that_cannot_be_captured_runs_eagerly(cupy_backend, blocker):
     for out in outs:
         np.testing.assert_array_equal(out, x * 3 if blocker == "host synchronisation" else x + host)
     assert len(f.failures) == 1 and list(f.graphs.values()) == [None]
+    assert re.search(r" at test_gpu\.py:\d+ in step$", next(iter(f.failures.values())))  # the line to fix
 
 
 # ----- out of memory --------------------------------------------------------------------------------
