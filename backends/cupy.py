@@ -8,13 +8,15 @@ microseconds of Python) for each of the hundreds of small kernels of a step:
   synchronises with the host or copies host data; such a step runs eagerly (one warning).
   PORTANET_CUDA_GRAPHS=0, or `compile(jit_compile=False)`, turns capture off.
 - `xp` is array-api-compat's CuPy namespace with functions that a graph can capture in place of
-  three: `matmul` calls cuBLAS on a handle of portanet's own (`_Cublas`), because CuPy refuses its
-  cuBLAS calls while a stream is captured (cuBLAS itself supports capture); `clip`, whose compat
-  version writes through a boolean mask (a host synchronisation); and `concat`/`stack`, which
-  CuPy does for more than 8 small arrays with a table of pointers copied from the host.
+  four: `matmul` calls cuBLAS on a handle of portanet's own (`_Cublas`), because CuPy refuses its
+  cuBLAS calls while a stream is captured (cuBLAS itself supports capture); `clip` and `sign`,
+  whose compat versions write through a boolean mask (a host synchronisation); and
+  `concat`/`stack`, which CuPy does for more than 8 small arrays with a table of pointers copied
+  from the host.
 """
 import ctypes
 import os
+import re
 import traceback
 import types
 import warnings
@@ -72,8 +74,8 @@ class CupyBackend(Backend):
 
 
 def _namespace(base, cublas):
-    """`base` (array-api-compat's CuPy namespace) with capture-safe `matmul`, `clip`, `concat`
-    and `stack`."""
+    """`base` (array-api-compat's CuPy namespace) with capture-safe `matmul`, `clip`, `sign`,
+    `concat` and `stack`."""
     xp = types.ModuleType("portanet.backends.cupy.xp", base.__doc__)
     identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
     xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
@@ -108,7 +110,13 @@ def _namespace(base, cublas):
         """Array API stack through the `concat` above."""
         return concat([cp.expand_dims(a, axis) for a in arrays], axis=axis)
 
-    xp.matmul, xp.clip, xp.concat, xp.stack = matmul, clip, concat, stack
+    def sign(x, /):
+        """Array API sign (NaN where x is NaN): array-api-compat's version writes its NaNs through
+        a boolean mask (a host synchronisation)."""
+        out = cp.sign(x)
+        return cp.where(cp.isnan(x), x, out) if out.dtype.kind == "f" else out
+
+    xp.matmul, xp.clip, xp.concat, xp.stack, xp.sign = matmul, clip, concat, stack, sign
     return xp
 
 
@@ -347,7 +355,7 @@ def _where(error):
     through outside this module (the line that synchronised with the host), or ''."""
     here = os.path.abspath(__file__)
     frames = [f for f in traceback.extract_tb(error.__traceback__)
-              if os.path.abspath(f.filename) != here and f"{os.sep}cupy" not in f.filename]
+              if os.path.abspath(f.filename) != here and not re.search(r"(^|[\\/])cupy(x|_backends)?[\\/]", f.filename)]
     if not frames:
         return ""
     frame = frames[-1]

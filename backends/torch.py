@@ -9,7 +9,9 @@ nothing, and the steps run under `torch.no_grad()`. `jit` compiles a step with `
 where PORTANET_TORCH_COMPILE=1 (off by default: on the CPU it did not help, see the README).
 """
 import contextlib
+import functools
 import os
+import types
 
 import array_api_compat
 import numpy as np
@@ -26,9 +28,9 @@ class TorchBackend(Backend):
     word_mask = 0xFFFFFFFF  # CPU uint32 tensors have no + and no shifts: int64 words, masked
 
     def __init__(self):
-        self.xp = array_api_compat.array_namespace(torch.empty(0))
+        self.xp = _namespace(array_api_compat.array_namespace(torch.empty(0)), self)
         self.device = None
-        self.select_device(os.environ.get("PORTANET_DEVICE") or None)
+        self.select_device(os.environ.get("PORTANET_DEVICE") or _best_device())
         self.compiles = os.environ.get("PORTANET_TORCH_COMPILE", "0") == "1"
         self.fast = {"conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
                      "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
@@ -39,9 +41,10 @@ class TorchBackend(Backend):
         return torch.int64
 
     def select_device(self, device):
-        """`device`: "cpu", "cuda", "cuda:N" or "mps"; None: the best there is (CUDA, MPS, CPU)."""
+        """`device`: "cpu", "cuda", "cuda:N" or "mps"; None keeps the one in use (at start:
+        PORTANET_DEVICE, else the best there is: CUDA, MPS, CPU)."""
         if device is None:
-            device = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+            return
         try:
             chosen = torch.device(device)
         except (RuntimeError, TypeError) as error:
@@ -95,6 +98,29 @@ class TorchBackend(Backend):
 
     def quiet(self):
         return contextlib.nullcontext()
+
+
+def _best_device():
+    return "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+
+
+def _namespace(base, backend):
+    """`base` (array-api-compat's torch namespace) whose creation functions make their arrays on
+    the backend's device where no `device` is given, as CuPy and JAX do on theirs (torch's own
+    default is the CPU, whatever the other arrays are on)."""
+    xp = types.ModuleType("portanet.backends.torch.xp", base.__doc__)
+    identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
+    xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
+
+    def on_device(create):
+        @functools.wraps(create)
+        def wrapper(*args, device=None, **kwargs):
+            return create(*args, device=backend.device if device is None else device, **kwargs)
+        return wrapper
+
+    for name in ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros"):
+        setattr(xp, name, on_device(getattr(base, name)))
+    return xp
 
 
 # ----- fast paths: PyTorch's own kernels for portable operations (parity-tested) --------------------

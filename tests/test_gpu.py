@@ -167,6 +167,34 @@ def test_cuda_graph_updates_donated_arguments_in_place(cupy_backend):
 
 
 @pytest.mark.gpu
+def test_sign_is_captured_and_keeps_nan(cupy_backend):
+    """sign (Huber's and MAE's gradients, L1 regularization) without array-api-compat's boolean
+    mask, which synchronised with the host and kept such steps out of CUDA graphs."""
+    xp = cupy_backend.xp
+    x = np.array([-2.0, -0.0, 0.0, 3.5, np.nan, -np.inf], np.float32)
+    f = cupy_backend.jit(lambda a: xp.sign(a) * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        outs = [cupy_backend.to_numpy(f(cupy_backend.asarray(x))) for _ in range(3)]
+    assert not f.failures
+    for out in outs:
+        np.testing.assert_array_equal(out, np.sign(x) * 2)
+
+
+@pytest.mark.gpu
+def test_huber_loss_and_l1_regularization_train_in_a_cuda_graph(cupy_backend):
+    from portanet.backends.cupy import _Captured
+    x = rng.standard_normal((40, 5)).astype(np.float32)
+    model = pn.Sequential([pn.Input((5,)), Dense(4, activation="tanh", kernel_regularizer="l1"), Dense(1)])
+    model.compile(optimizer="adam", loss="huber", metrics=["mae"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model.fit(x, x[:, :1] * 2, epochs=2, batch_size=10, verbose=0)
+    step = next(s for (n, _), s in model.steps.compiled.items() if n == "train")
+    assert not step.failures and any(isinstance(g, _Captured) for g in step.graphs.values())
+
+
+@pytest.mark.gpu
 def test_joins_of_many_arrays_are_captured(cupy_backend):
     """cupy.concatenate joins more than 8 small arrays through a pointer table sent from the host;
     the backend's concat and stack do not (a max pooling of 16x16 windows stacks 16 slices)."""

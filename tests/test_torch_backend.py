@@ -28,11 +28,27 @@ def test_devices_are_chosen_and_checked():
     if not torch.cuda.is_available():
         with pytest.raises(InvalidArgumentError, match="Expected a CUDA device of this machine"):
             backend.select_device("cuda:3")
-    with B.use("torch"):
-        assert B.set("torch", device="cpu").device == torch.device("cpu")
+    chosen = backend.device
+    try:
+        with B.use("torch"):
+            assert B.set("torch", device="cpu").device == torch.device("cpu")
+            assert B.set("torch").device == torch.device("cpu")   # no device: the one in use is kept
+    finally:
+        backend.select_device(str(chosen))
     with pytest.raises(InvalidArgumentError, match="the numpy backend's device"):
         B.set("numpy", device="cuda")
     B.set("numpy")
+
+
+def test_arrays_are_made_on_the_backends_device(torch_backend, monkeypatch):
+    """The namespace's creation functions default to the backend's device (torch's own default is
+    the CPU, which broke every step on CUDA); a `device` given is kept."""
+    xp = torch_backend.xp
+    monkeypatch.setattr(torch_backend, "device", torch.device("meta"))
+    made = [xp.zeros((2,)), xp.ones((2,)), xp.full((2,), 3.0), xp.empty((2,)), xp.eye(2), xp.arange(3),
+            xp.linspace(0, 1, 3), xp.asarray([1.0, 2.0])]
+    assert [a.device.type for a in made] == ["meta"] * len(made)
+    assert xp.zeros((2,), device="cpu").device.type == "cpu"
 
 
 def test_portanet_device_is_read_at_start():
