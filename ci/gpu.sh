@@ -123,6 +123,8 @@ stage_tests() {
     [ "$dry" -eq 1 ] && select="gpu"
     if "$python" -c "import xdist" 2>/dev/null; then
         parallel=(-n "${PORTANET_GPU_TEST_WORKERS:-8}" --dist loadgroup)
+    else
+        parallel=(-o addopts=)   # pyproject's addopts name pytest-xdist's -n
     fi
     if "$python" -c "import pytest_timeout" 2>/dev/null; then
         parallel+=(--timeout 300)   # a hung test fails alone instead of eating the GPU lease

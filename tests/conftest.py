@@ -1,5 +1,18 @@
 """The `backend` fixture: every test that takes it runs once per installed backend."""
+import os
+
 import pytest
+
+# Under pytest-xdist the workers are as many as the cores: one BLAS thread each (set before
+# portanet's numpy backend starts), not every worker a thread per core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("PORTANET_NUM_THREADS", "1")
+
+# XLA compiles the suite's hundreds of small one-off programs at its lowest optimisation level:
+# the JAX tests take a quarter less time (compiling is most of it); what they compute is checked
+# the same way. Kept where XLA_FLAGS already sets a level.
+if "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
 
 from portanet import backend as B
 from portanet.errors import BackendUnavailableError
@@ -16,6 +29,12 @@ def usable(name):
     except BackendUnavailableError as error:
         return False, str(error)
     return True, None
+
+
+def subprocess_slots():
+    """How many subprocesses a test may run at once: one per core, or one under pytest-xdist
+    (whose workers already fill the cores)."""
+    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else os.cpu_count() or 1
 
 
 @pytest.fixture(params=PARAMS)
@@ -59,3 +78,4 @@ def keras64(keras):
     keras.config.set_dtype_policy("float32")
     keras.config.set_floatx("float32")
     jax.config.update("jax_enable_x64", x64)
+

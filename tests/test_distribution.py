@@ -3,9 +3,13 @@ two processes on 127.0.0.1 joined by `initialize` (JAX's gloo collectives), each
 single-device result up to float32 reduction order. The runs happen in fresh processes
 (tests/distributed_worker.py): JAX reads XLA_FLAGS, and joins peers, only at start."""
 import os
+import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -14,14 +18,17 @@ import portanet as pn
 from portanet import backend as B
 from portanet.errors import InvalidArgumentError
 
+from conftest import subprocess_slots
+
 pytest.importorskip("jax")
+pytestmark = pytest.mark.xdist_group("distribution")  # under pytest-xdist: one worker starts the runs once
 WORKER = os.path.join(os.path.dirname(__file__), "distributed_worker.py")
 TIMEOUT = 240
 
 
 def run_worker(out, mode, devices=1, process=None):
     env = {**os.environ, "PORTANET_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
-           "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+           "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()}
     args = [sys.executable, WORKER, str(out), mode, *map(str, process or ())]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -36,10 +43,45 @@ def finish(proc):
     return proc.returncode, output
 
 
+def run_to_end(out, mode, devices=1):
+    """(exit code, output, results file) of one worker run."""
+    return (*finish(run_worker(out, mode, devices)), out)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_processes(out):
+    """[(exit code, output)] of two workers joined by `initialize`, each feeding half of each batch."""
+    coordinator = f"127.0.0.1:{free_port()}"
+    procs = [run_worker(out, "parallel", process=(coordinator, 2, i)) for i in range(2)]
+    return [finish(p) for p in procs], out
+
+
 @pytest.fixture(scope="module")
-def single(tmp_path_factory):
-    out = tmp_path_factory.mktemp("single") / "results.npz"
-    code, output = finish(run_worker(out, "single"))
+def started(request):
+    """The worker runs the selected tests need, started at once on a pool of `subprocess_slots()` threads:
+    {run name: Future of its result}."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="portanet-distribution-"))
+    pool = ThreadPoolExecutor(subprocess_slots())
+    request.config.add_cleanup(lambda: (pool.shutdown(cancel_futures=True), shutil.rmtree(root, ignore_errors=True)))
+    names = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
+    four = "test_four_devices_in_one_process_train_as_one"
+    two = "test_two_processes_feeding_half_of_each_batch_train_as_one"
+    runs = {"single": pool.submit(run_to_end, root / "single.npz", "single")}
+    if four in names:
+        runs["four"] = pool.submit(run_to_end, root / "four.npz", "parallel", 4)
+    if two in names:
+        runs["two"] = pool.submit(run_two_processes, root / "two.npz")
+    return runs
+
+
+@pytest.fixture(scope="module")
+def single(started):
+    code, output, out = started["single"].result()
     assert code == 0, output[-3000:]
     return dict(np.load(out))
 
@@ -51,9 +93,8 @@ def assert_same_training(got, want):
         np.testing.assert_allclose(got[key], want[key], rtol=2e-5, atol=2e-6, err_msg=key)
 
 
-def test_four_devices_in_one_process_train_as_one(single, tmp_path):
-    out = tmp_path / "results.npz"
-    code, output = finish(run_worker(out, "parallel", devices=4))
+def test_four_devices_in_one_process_train_as_one(single, started):
+    code, output, out = started["four"].result()
     assert code == 0, output[-3000:]
     got = dict(np.load(out))
     assert int(got["devices"]) == 4
@@ -64,17 +105,8 @@ def test_four_devices_in_one_process_train_as_one(single, tmp_path):
         np.testing.assert_allclose(got[f"{name}/reloaded"], single[f"{name}/predict"], rtol=2e-5, atol=2e-6)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_two_processes_feeding_half_of_each_batch_train_as_one(single, tmp_path):
-    out = tmp_path / "results.npz"
-    coordinator = f"127.0.0.1:{free_port()}"
-    procs = [run_worker(out, "parallel", process=(coordinator, 2, i)) for i in range(2)]
-    results = [finish(p) for p in procs]
+def test_two_processes_feeding_half_of_each_batch_train_as_one(single, started):
+    results, out = started["two"].result()
     if any(code != 0 for code, _ in results):
         text = "\n".join(output[-2000:] for _, output in results)
         if "gloo" in text.lower() and "not" in text.lower() or "collectives" in text.lower():

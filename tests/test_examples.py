@@ -1,17 +1,20 @@
 """The examples run end to end (``--quick``) on every usable backend (CuPy where there is a GPU).
 
-Each example runs in a subprocess with PORTANET_BACKEND set, on a small synthetic copy of the
-image datasets (``--data-dir``: Fashion-MNIST and CIFAR-10 in their file formats, no MNIST, so
-the MNIST examples exercise their fallback), and must exit with 0, print its key lines and write
-its files.
+The examples of a backend run one after another in one subprocess (tests/examples_runner.py)
+with PORTANET_BACKEND set, on a small synthetic copy of the image datasets (``--data-dir``:
+Fashion-MNIST and CIFAR-10 in their file formats, no MNIST, so the MNIST examples exercise their
+fallback); each must exit with 0, print its key lines and write its files.
 """
 import gzip
 import importlib.util
+import json
 import os
 import pathlib
+import shutil
 import struct
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -20,7 +23,7 @@ import pytest
 import portanet as pn
 from portanet import backend as B
 
-from conftest import usable
+from conftest import subprocess_slots, usable
 
 pytestmark = [
     pytest.mark.slow,
@@ -52,11 +55,9 @@ EXPECTED = {
 
 
 def run(example, backend, out, *arguments, check=True):
-    """Run examples/<example>.py --quick --out <out> with PORTANET_BACKEND=<backend>. JAX compiles
-    at XLA's lowest optimisation level: a smoke run is mostly compilation."""
+    """Run examples/<example>.py --quick --out <out> with PORTANET_BACKEND=<backend> (JAX compiles
+    at XLA's lowest optimisation level, set by conftest.py: a smoke run is mostly compilation)."""
     env = {**os.environ, "PORTANET_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
-    if backend == "jax":
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_backend_optimization_level=0".strip()
     command = [sys.executable, str(EXAMPLES / f"{example}.py"), "--quick", "--out", str(out), *arguments]
     out.parent.mkdir(parents=True, exist_ok=True)
     result = subprocess.run(command, env=env, cwd=out.parent, capture_output=True, text=True, timeout=300)
@@ -71,14 +72,12 @@ def _write_idx(path, array):
         f.write(header + array.astype(np.uint8).tobytes())
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    """A root holding fake fashion-mnist/ (600 train, 50 test) and cifar-10/ (5 x 120 train,
+def write_data(root):
+    """Fills `root` with fake fashion-mnist/ (600 train, 50 test) and cifar-10/ (5 x 120 train,
     50 test) in the real file formats; no mnist/."""
-    root = tmp_path_factory.mktemp("data")
     rng = np.random.default_rng(0)
     fashion = root / "fashion-mnist"
-    fashion.mkdir()
+    fashion.mkdir(parents=True)
     for split, n in (("train", 600), ("t10k", 50)):
         _write_idx(fashion / f"{split}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)))
         _write_idx(fashion / f"{split}-labels-idx1-ubyte.gz", np.arange(n) % 10)
@@ -90,24 +89,57 @@ def data_dir(tmp_path_factory):
     return root
 
 
+def run_all(examples, backend, data_dir, root):
+    """Runs the `examples` (names) with --quick on `backend`, one after another in one process
+    (tests/examples_runner.py: Python, the backend and matplotlib start once, not once per
+    example). Returns {example: (CompletedProcess, out folder)}."""
+    jobs, results = [], {}
+    for example in examples:
+        folder = root / example
+        folder.mkdir(parents=True)
+        argv = ["--quick", "--out", str(folder / "out"),
+                *(("--data-dir", str(data_dir)) if EXPECTED[example][2] else ())]
+        jobs.append({"script": str(EXAMPLES / f"{example}.py"), "argv": argv, "stdout": str(folder / "stdout"),
+                     "stderr": str(folder / "stderr"), "code": str(folder / "code")})
+    (root / "jobs.json").write_text(json.dumps(jobs))
+    env = {**os.environ, "PORTANET_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
+    runner = subprocess.run([sys.executable, str(pathlib.Path(__file__).with_name("examples_runner.py")),
+                             str(root / "jobs.json")], env=env, cwd=root, capture_output=True, text=True, timeout=600)
+    for example, job in zip(examples, jobs):
+        code = pathlib.Path(job["code"])
+        returncode = int(code.read_text()) if code.is_file() else f"none (the runner: {runner.returncode})"
+        stdout, stderr = (pathlib.Path(job[k]).read_text() if pathlib.Path(job[k]).is_file() else ""
+                          for k in ("stdout", "stderr"))
+        result = subprocess.CompletedProcess(job["argv"], returncode, stdout, stderr + runner.stderr)
+        results[example] = result, pathlib.Path(job["argv"][2])
+    return results
+
+
 @pytest.fixture(scope="module")
-def example_runs(request, data_dir, tmp_path_factory):
-    """The runs of the selected `test_example_runs` cases, all started at once on a pool of one
-    thread per CPU (each run is a subprocess), JAX's (the slowest) first: {(example, backend):
-    Future of (CompletedProcess, out folder)}."""
+def started(request):
+    """The runs of the selected `test_example_runs` cases, started at once, one process per backend
+    on a pool of `subprocess_slots()` threads, JAX's (the slowest) first: {"data": the fake datasets' root,
+    "runs": {backend: Future of run_all's result}}."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="portanet-examples-"))
+    pool = ThreadPoolExecutor(subprocess_slots())
+    request.config.add_cleanup(lambda: (pool.shutdown(cancel_futures=True), shutil.rmtree(root, ignore_errors=True)))
     keys = {(item.callspec.params["example"], item.callspec.params["backend"]) for item in request.session.items
             if getattr(item, "originalname", None) == "test_example_runs"}
-    keys = sorted((k for k in keys if usable(k[1])[0]), key=lambda k: (k[1] != "jax", k))
-    pool = ThreadPoolExecutor(os.cpu_count() or 1)
+    data = write_data(root / "data")
+    runs = {b: pool.submit(run_all, sorted(e for e, k in keys if k == b), b, data, root / b)
+            for b in sorted({b for _, b in keys if usable(b)[0]}, key=lambda b: (b != "jax", b))}
+    return {"data": data, "runs": runs}
 
-    def start(example, backend):
-        out = tmp_path_factory.mktemp(f"{example}-{backend}") / "out"
-        images = EXPECTED[example][2]
-        return run(example, backend, out, *(("--data-dir", str(data_dir)) if images else ())), out
 
-    futures = {key: pool.submit(start, *key) for key in keys}
-    yield futures
-    pool.shutdown(cancel_futures=True)
+@pytest.fixture(scope="module")
+def data_dir(started):
+    return started["data"]
+
+
+@pytest.fixture(scope="module")
+def example_runs(started):
+    """{backend: Future of run_all's result} for the selected `test_example_runs` cases."""
+    return started["runs"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -116,7 +148,8 @@ def test_example_runs(example, backend, example_runs):
     ok, reason = usable(backend)
     if not ok:
         pytest.skip(reason)
-    result, out = example_runs[example, backend].result()
+    result, out = example_runs[backend].result()[example]
+    assert result.returncode == 0, f"{example} on {backend} failed:\n{result.stdout}\n{result.stderr}"
     files, lines, _ = EXPECTED[example]
     for line in (f"backend: {backend}", *COMMON_LINES, *lines):
         assert line in result.stdout, f"{example} on {backend}: {line!r} not printed:\n{result.stdout}"
@@ -165,12 +198,14 @@ def test_bad_arguments_are_argparse_errors(arguments, message, tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_data_parallel_example_on_four_devices_matches_lenet_on_one(data_dir, tmp_path):
+def test_data_parallel_example_on_four_devices_matches_lenet_on_one(data_dir, example_runs, tmp_path):
     if not usable("jax")[0]:
         pytest.skip("jax backend not installed")
     parallel = run("data_parallel", "jax", tmp_path / "dp" / "out", "--data-dir", str(data_dir),
                    "--simulate-devices", "4")
-    single = run("lenet", "jax", tmp_path / "one" / "out", "--data-dir", str(data_dir))
+    single = (example_runs["jax"].result()["lenet"][0] if "jax" in example_runs and  # the same run, done already
+              "lenet" in example_runs["jax"].result() else run("lenet", "jax", tmp_path / "one" / "out",
+                                                                "--data-dir", str(data_dir)))
     assert "data parallel over 4 devices: cpu:0, cpu:1, cpu:2, cpu:3; global batch 128, 32 per device" in parallel.stdout
 
     def test_line(stdout):

@@ -222,13 +222,13 @@ class Steps:
         return compiled[name, donate]
 
     def zero_totals(self):
-        """Zero running sums of the losses and of every metric's statistics (shapes probed once)."""
+        """Zero running sums of the losses and of every metric's statistics (their shapes found
+        once, from the graph's output shapes: nothing is compiled for it)."""
         entry = self._current()
         m = self.model
         xp, dtype = _backend().xp, _backend().float_dtype()
         if entry["template"] is None:
-            x = tuple(xp.zeros((1, *shape), dtype=dtype) for shape in m.graph.input_shapes)
-            outs = graph_outputs(m.graph, self.get("predict")(m.graph.params, x))
+            outs = [xp.zeros((1, *shape), dtype=dtype) for shape in m.graph.output_shapes]
             template = {"loss": (), "count": (), **{name: () for _, name in output_losses(m.heads)}}
             for head, out in zip(m.heads, outs):
                 y = xp.zeros(out.shape[:-1], dtype=xp.int32) if head.label_kind == "sparse" else xp.zeros_like(out)
