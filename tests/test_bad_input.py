@@ -92,6 +92,15 @@ CONSTRUCTION = [
     ("backend-unknown", lambda: B.set("tensorflow"), InvalidArgumentError, "Received: backend='tensorflow'"),
     ("floatx-unknown", lambda: pn.set_floatx("float16"), InvalidArgumentError, "Received: floatx='float16'"),
     ("seed-not-int", lambda: pn.set_seed("42"), InvalidArgumentError, "Received: seed='42'"),
+    ("plateau-factor", lambda: pn.callbacks.ReduceLROnPlateau(factor="0.5"), InvalidArgumentError,
+     "Received: factor='0.5'"),
+    ("plateau-patience", lambda: pn.callbacks.ReduceLROnPlateau(patience=-1), InvalidArgumentError,
+     "Expected a non-negative int. Received: patience=-1"),
+    ("plateau-cooldown", lambda: pn.callbacks.ReduceLROnPlateau(cooldown=1.5), InvalidArgumentError,
+     "Received: cooldown=1.5"),
+    ("plateau-min-lr", lambda: pn.callbacks.ReduceLROnPlateau(min_lr=-1e-3), InvalidArgumentError, "min_lr"),
+    ("checkpoint-batch-per-epoch", lambda: pn.callbacks.ModelCheckpoint("ckpt-{batch}.pnet"), InvalidArgumentError,
+     "Expected {batch} only with an int save_freq"),
 ]
 
 

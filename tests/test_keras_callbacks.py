@@ -2,12 +2,13 @@
 same logs), LambdaCallback, BackupAndRestore (a killed fit resumes to the unbroken result, on
 every backend) and TensorBoard."""
 import sys
+import warnings
 
 import numpy as np
 import pytest
 
 import portanet as pn
-from portanet.errors import MissingDependencyError
+from portanet.errors import InvalidTypeError, MissingDependencyError
 
 rng = np.random.default_rng(2)
 X = rng.standard_normal((40, 4))
@@ -136,6 +137,17 @@ def test_tensorboard_writes_epoch_scalars(tmp_path):
         assert sorted(events.Tags()["scalars"]) == ["epoch_acc", "epoch_loss"]
         values = [e.value for e in events.Scalars("epoch_loss")]
         np.testing.assert_allclose(values, history.history[prefix + "loss"], rtol=1e-6)
+
+
+def test_tensorboard_names_the_keras_arguments_it_does_not_use(tmp_path):
+    pytest.importorskip("tensorboard")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pn.callbacks.TensorBoard(tmp_path, histogram_freq=0, update_freq="epoch")   # Keras' defaults: silent
+    with pytest.warns(UserWarning, match="scalars only; ignored: histogram_freq, write_images"):
+        pn.callbacks.TensorBoard(tmp_path, histogram_freq=1, write_images=True, write_graph=True)
+    with pytest.raises(InvalidTypeError, match="Received: histogram_frequency=1"):
+        pn.callbacks.TensorBoard(tmp_path, histogram_frequency=1)
 
 
 def test_tensorboard_without_the_package_says_what_to_install(monkeypatch):

@@ -3,6 +3,7 @@ hooks written inline."""
 import csv
 import os
 import time
+import warnings
 
 from ..errors import InvalidTypeError, MissingDependencyError, invalid
 from .base import BATCH_HOOKS, Callback
@@ -82,6 +83,10 @@ class LambdaCallback(Callback):
                 setattr(self, name, function)
 
 
+_KERAS_TENSORBOARD = {"histogram_freq": 0, "write_graph": True, "write_images": False, "write_steps_per_second": False,
+                      "update_freq": "epoch", "profile_batch": 0, "embeddings_freq": 0, "embeddings_metadata": None}
+
+
 class TensorBoard(Callback):
     """Scalar summaries of every epoch's logs, for `tensorboard --logdir log_dir`: the training
     logs under log_dir/train, the validation logs under log_dir/validation, as "epoch_<name>"
@@ -89,8 +94,9 @@ class TensorBoard(Callback):
 
     Args:
         log_dir: the directory of the event files. Default "logs".
-        **kwargs: Keras' other arguments (histogram_freq, update_freq, ...), accepted and not
-            used: only the epochs' scalars are written.
+        **kwargs: Keras' other arguments (histogram_freq, update_freq, ...): accepted, with a
+            warning naming those set to anything but Keras' default (only the epochs' scalars are
+            written).
     """
 
     def __init__(self, log_dir="logs", **kwargs):
@@ -105,7 +111,15 @@ class TensorBoard(Callback):
                 "installed: pip install tensorboard") from error
         if not isinstance(log_dir, (str, os.PathLike)):
             raise invalid("log_dir", "a directory path", log_dir, InvalidTypeError)
-        self.log_dir, self.options = os.fspath(log_dir), kwargs
+        for name, value in kwargs.items():
+            if name not in _KERAS_TENSORBOARD:
+                raise InvalidTypeError(f"Unrecognized keyword argument passed to TensorBoard. Expected log_dir or one "
+                                       f"of Keras' {', '.join(_KERAS_TENSORBOARD)}. Received: {name}={value!r}")
+        ignored = sorted(k for k, v in kwargs.items() if v != _KERAS_TENSORBOARD[k])
+        if ignored:
+            warnings.warn(f"portanet's TensorBoard writes the epochs' scalars only; ignored: {', '.join(ignored)}",
+                          UserWarning, stacklevel=2)
+        self.log_dir = os.fspath(log_dir)
         self._event, self._summary, self._writer_class = Event, Summary, EventFileWriter
         self.writers = {}
 

@@ -4,7 +4,7 @@ import math
 import os
 import sys
 
-from ..errors import InvalidTypeError, invalid
+from ..errors import InvalidTypeError, check_number, invalid, is_number
 from .base import Callback
 
 
@@ -56,8 +56,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
-            raise invalid("patience", "a non-negative int", patience)
+        _check_count("patience", patience)
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
         self.verbose, self.baseline, self.restore_best_weights = verbose, baseline, restore_best_weights
         self.start_from_epoch = start_from_epoch
@@ -137,6 +136,8 @@ class ModelCheckpoint(Callback):
             raise invalid("filepath", "a path", filepath, InvalidTypeError)
         if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq <= 0):
             raise invalid("save_freq", "'epoch' or a positive number of batches", save_freq)
+        if save_freq == "epoch" and "{batch" in os.fspath(filepath):
+            raise invalid("filepath", "{batch} only with an int save_freq (saves every that many batches)", filepath)
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
         self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
         self.save_freq, self.save_training_state = save_freq, save_training_state
@@ -247,8 +248,12 @@ class ReduceLROnPlateau(Callback):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto", min_delta=1e-4,
                  cooldown=0, min_lr=0.0):
         super().__init__()
-        if not 0 < factor < 1:
+        if not is_number(factor) or not 0 < factor < 1:
             raise invalid("factor", "a float in (0, 1)", factor)
+        _check_count("patience", patience)
+        _check_count("cooldown", cooldown)
+        check_number("min_lr", min_lr)
+        check_number("min_delta", min_delta)
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
         self.min_delta, self.cooldown, self.min_lr = min_delta, cooldown, min_lr
         self.mode = _mode(monitor, mode)
@@ -321,3 +326,8 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.path):
             os.remove(self.path)
+
+
+def _check_count(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid(name, "a non-negative int", value)

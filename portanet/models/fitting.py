@@ -226,11 +226,25 @@ class Fitting:
     def evaluate(self, x=None, y=None, batch_size: int | None = None, verbose: int | str = "auto",
                  sample_weight=None, steps: int | None = None, callbacks: list | None = None,
                  return_dict: bool = False, check_finite: bool = True) -> float | list | dict:
-        """Loss and metrics on (x, y) (arrays, or a stream as x), in batches of `batch_size`
-        (default 32), in inference mode.
+        """Loss and metrics on (x, y), in batches, in inference mode (dropout off, moving
+        statistics), as Keras' `evaluate`.
 
-        Returns the loss (a float) where it is the only log, else the list of logs in
-        `metrics_names` order, or a dict with `return_dict`; `verbose` prints them."""
+        Args:
+            x, y: as `fit`'s (host arrays, lists or dicts of them; or a stream as x alone).
+            batch_size: examples per step (default 32; arrays only).
+            verbose: "auto", 1 or 2: print the logs at the end; 0: silent.
+            sample_weight: per-example weights, as `fit`'s.
+            steps: batches to read from a stream (default: all it yields).
+            callbacks: `pn.callbacks.Callback`s (their test hooks are called).
+            return_dict: return {name: value} instead of a list.
+            check_finite: refuse inputs holding NaN or Inf (default True).
+
+        Returns:
+            The loss (a float) where it is the only log, else the list of logs in `metrics_names`
+            order, or a dict with `return_dict`.
+
+        Example:
+            loss, accuracy = model.evaluate(x_test, y_test, verbose=0)"""
         self._require_compiled("evaluate()")
         batch_size = data.check_batch_size(batch_size)
         verbose = data.check_verbose(verbose)
@@ -271,8 +285,18 @@ class Fitting:
 
     # ----- one batch -------------------------------------------------------------------------------
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
-        """One training step on this batch (the compiled step `fit` uses); returns its loss and
-        metrics as `evaluate` does (metrics reset each call, as Keras)."""
+        """One training step on this batch, with the compiled step `fit` uses (nothing is
+        compiled again from call to call).
+
+        Args:
+            x, y: one batch, as `fit`'s arrays (lists or dicts for several inputs or outputs).
+            sample_weight: per-example weights of the batch.
+            class_weight: {class index: weight}, as `fit`'s.
+            return_dict: return {name: value} instead of a list.
+
+        Returns:
+            The batch's loss and metrics as `evaluate` returns them (the metrics are reset at
+            each call, as Keras resets them)."""
         self._require_compiled("train_on_batch()")
         arrays = self._arrays(x, y, sample_weight, class_weight)
         if self.seed is None:
@@ -282,7 +306,14 @@ class Fitting:
         return logs if return_dict else _flat(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
-        """Loss and metrics of this batch in inference mode, as `evaluate` returns them."""
+        """Loss and metrics of one batch in inference mode.
+
+        Args:
+            x, y, sample_weight: one batch, as `evaluate`'s.
+            return_dict: return {name: value} instead of a list.
+
+        Returns:
+            The loss and metrics as `evaluate` returns them."""
         self._require_compiled("test_on_batch()")
         arrays = self._arrays(x, y, sample_weight)
         with memory_hint(len(arrays[0][0])):
@@ -290,7 +321,13 @@ class Fitting:
         return logs if return_dict else _flat(logs)
 
     def predict_on_batch(self, x):
-        """The model's outputs for this batch (one step, inference mode), as NumPy arrays."""
+        """The model's outputs for one batch (one step, inference mode).
+
+        Args:
+            x: one batch of inputs (a host array; a list or dict for several inputs).
+
+        Returns:
+            A NumPy array (batch, ...), or a list of them for several outputs."""
         xs = self._inputs(x)
         with memory_hint(len(xs[0])):
             outputs = self.trainer.predict((xs, (), ()), len(xs[0]))
