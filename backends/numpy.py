@@ -2,6 +2,8 @@
 cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
 overrides: docs/architecture.md, "Threads")."""
 import os
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import array_api_compat
 import numpy as np
@@ -19,18 +21,33 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def others_running(samples=5):
+    """How many processes besides this one want a core now: the median of a few samples of
+    Linux's procs_running (/proc/stat), less this process; else, where there is no /proc, the
+    1-minute load average (which lags: it still counts work that ended a minute ago)."""
+    counts = []
+    for _ in range(samples):
+        try:
+            with open("/proc/stat") as f:
+                counts += [int(line.split()[1]) - 1 for line in f if line.startswith("procs_running")]
+        except (OSError, ValueError, IndexError):
+            return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+        time.sleep(0.005)
+    return sorted(counts)[len(counts) // 2] if counts else 0.0
+
+
 def choose_threads():
-    """PORTANET_NUM_THREADS, else the usable cores, else 1 on a machine already busier than its
-    cores (1-minute load average): there, extra threads wait on each other (and OpenBLAS's spin)."""
+    """PORTANET_NUM_THREADS, else the usable cores, else 1 on a machine whose cores are all taken
+    by other running processes: there, extra threads wait on each other (and OpenBLAS's spin)."""
     value = os.environ.get("PORTANET_NUM_THREADS")
     if value:
         if not value.isdigit() or int(value) < 1:
             raise invalid("PORTANET_NUM_THREADS", "a positive integer", value)
         return int(value), "PORTANET_NUM_THREADS"
     cores = usable_cores()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
-    if cores > 1 and load >= cores:
-        return 1, f"the machine is busy: 1-minute load {load:.1f} on {cores} cores"
+    others = others_running() if cores > 1 else 0
+    if others >= cores:
+        return 1, f"the machine is busy: {others:g} other processes running on {cores} cores"
     return cores, f"the usable cores ({cores})"
 
 
@@ -42,6 +59,7 @@ class NumpyBackend(Backend):
     def __init__(self):
         self.xp = array_api_compat.array_namespace(np.empty(0))
         self.threads, self.threads_why = choose_threads()
+        _threads.count = self.threads
         self.blas = ThreadpoolController() if ThreadpoolController is not None else None
         if self.blas is not None:
             self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
@@ -234,20 +252,43 @@ def blockwise(fn, *arrays):
     update of one parameter, the random generator's rounds), evaluated on slices of BLOCK
     elements: the many temporaries of the formula then stay in the CPU cache and reuse the
     allocator's memory, where whole-array temporaries each cost a pass through RAM and fresh
-    pages. Same results. (Not threaded: these passes are bound by memory bandwidth, which a
-    second thread did not add on the 2-core machine.)"""
+    pages. The blocks are shared among the backend's threads (NumPy releases the GIL in its
+    loops; each block is computed as on one thread: the same results)."""
     shape, n = arrays[0].shape, arrays[0].size
     if n <= BLOCK:
         return fn(*arrays)
     flat = [np.ravel(a) for a in arrays]
-    outs = None
-    for start in range(0, n, BLOCK):
-        part = fn(*(a[start:start + BLOCK] for a in flat))
-        if outs is None:
-            outs = [np.empty(n, dtype=p.dtype) for p in part]
-        for out, p in zip(outs, part):
-            out[start:start + BLOCK] = p
+    first = fn(*(a[:BLOCK] for a in flat))
+    outs = [np.empty(n, dtype=p.dtype) for p in first]
+
+    def run(starts):
+        for start in starts:
+            part = first if start == 0 else fn(*(a[start:start + BLOCK] for a in flat))
+            for out, p in zip(outs, part):
+                out[start:start + BLOCK] = p
+
+    starts = range(0, n, BLOCK)
+    workers = min(_threads.count, len(starts))
+    if workers > 1:
+        list(_threads.pool().map(run, [starts[i::workers] for i in range(workers)]))
+    else:
+        run(starts)
     return tuple(out.reshape(shape) for out in outs)
+
+
+class _Threads:
+    """The backend's threads for `blockwise`: a pool made at first use."""
+
+    def __init__(self):
+        self.count, self._pool = 1, None
+
+    def pool(self):
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="portanet")
+        return self._pool
+
+
+_threads = _Threads()
 
 
 def foreach(fn, columns):

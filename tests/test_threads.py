@@ -4,6 +4,7 @@ depend on it; the relu_backward fast paths equal the portable code."""
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -25,11 +26,53 @@ def test_the_thread_count_is_chosen_and_shown(monkeypatch):
     assert NUMPY_BACKEND.choose_threads() == (3, "PORTANET_NUM_THREADS")
     monkeypatch.delenv("PORTANET_NUM_THREADS")
     monkeypatch.setattr(NUMPY_BACKEND, "usable_cores", lambda: 4)
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.5, 1.0, 1.0))
+    monkeypatch.setattr(NUMPY_BACKEND, "others_running", lambda: 3)
     assert NUMPY_BACKEND.choose_threads() == (4, "the usable cores (4)")
-    monkeypatch.setattr(os, "getloadavg", lambda: (6.2, 5.0, 4.0))
+    monkeypatch.setattr(NUMPY_BACKEND, "others_running", lambda: 6)
     count, why = NUMPY_BACKEND.choose_threads()
-    assert count == 1 and "busy: 1-minute load 6.2 on 4 cores" in why
+    assert count == 1 and "busy: 6 other processes running on 4 cores" in why
+
+
+def test_other_running_processes_are_counted():
+    assert NUMPY_BACKEND.others_running() >= 0
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(3)]
+    try:
+        counts = []
+        for _ in range(20):   # the busy loops need a moment to start
+            counts.append(NUMPY_BACKEND.others_running())
+            if counts[-1] >= 3:
+                break
+            time.sleep(0.1)
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    if not os.path.exists("/proc/stat"):
+        pytest.skip("no /proc/stat: the 1-minute load average is used")
+    assert max(counts) >= 3, counts
+
+
+def test_blockwise_threads_give_the_same_bits(monkeypatch):
+    """An update shared among threads block by block equals the one-thread result bit for bit."""
+    rng = np.random.default_rng(0)
+    n = 5 * NUMPY_BACKEND.BLOCK + 17
+    p, g, m = (rng.standard_normal(n).astype(np.float32) for _ in range(3))
+    v = rng.random(n).astype(np.float32)
+
+    def update(p, g, m, v):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        return p - 1e-3 * m / (np.sqrt(v) + 1e-7), m, v
+
+    results = {}
+    for count in (1, 2, 3):
+        monkeypatch.setattr(NUMPY_BACKEND._threads, "count", count)
+        monkeypatch.setattr(NUMPY_BACKEND._threads, "_pool", None)
+        results[count] = NUMPY_BACKEND.blockwise(update, p, g, m, v)
+    for count in (2, 3):
+        for got, want in zip(results[count], results[1]):
+            np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(results[1][0], update(p, g, m, v)[0])
     info = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_NUM_THREADS="1")
     assert "threads: 1 (PORTANET_NUM_THREADS)" in info.stdout
     bad = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_NUM_THREADS="many")
