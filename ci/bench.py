@@ -49,9 +49,8 @@ training FLOP rate (6 x multiply-adds of the dense layers per sample) as a perce
 float32 matrix-multiply rate measured by this script (NumPy, 2048x2048 @ 2048x2048, best of 5).
 
 --threads N (default: the cores this process may use) sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
-MKL_NUM_THREADS and PORTANET_NUM_THREADS for every process (without --threads, portanet's numpy
-backend makes its own choice, one thread on a busy machine, as a user's run would),
-torch.set_num_threads(N) and, below the core count, pins
+MKL_NUM_THREADS and PORTANET_NUM_THREADS for every process (portanet's own choice would count
+the bench's other workers as other work), torch.set_num_threads(N) and, below the core count, pins
 every process to N cores (XLA sizes its thread pools from the CPU affinity; N = 1 also turns off
 XLA's multi-threaded Eigen). A 1-minute load average above 0.5 is reported before the start: other
 work skews multi-threaded timings badly on a small machine.
@@ -483,12 +482,12 @@ def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
-def set_threads(threads, portanet=True):
-    """The same thread settings for this process and every worker (they inherit them); portanet's
-    numpy backend gets `threads` too where `portanet`, else makes its own choice."""
+def set_threads(threads):
+    """The same thread settings for this process and every worker (they inherit them), portanet's
+    numpy backend included: its own choice would count the bench's other workers as other work."""
     if threads < usable_cores() and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
-    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS") + (("PORTANET_NUM_THREADS",) * portanet):
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PORTANET_NUM_THREADS"):
         os.environ[name] = str(threads)
     if threads == 1:
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false").strip()
@@ -679,9 +678,9 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, help="timed epochs per framework (default 3; --quick: 1)")
     parser.add_argument("--limit", type=int, help="use the first N training and test samples "
                         f"(default: all; --quick: {QUICK_LIMIT})")
-    parser.add_argument("--threads", type=int,
-                        help=f"threads for every framework, portanet's numpy backend included (default: the usable "
-                        f"cores, {usable_cores()} here, and portanet's own choice: python -m portanet info)")
+    parser.add_argument("--threads", type=int, default=usable_cores(),
+                        help="threads for every framework, portanet's numpy backend included (default: the usable "
+                        "cores, %(default)s here)")
     parser.add_argument("--quick", action="store_true", help=f"CI smoke run: --limit {QUICK_LIMIT} --repeats 1")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--background-load", type=int, default=0, metavar="N",
@@ -718,8 +717,6 @@ def parse_args(argv):
             parser.error(f"unknown peer {peer!r}; expected some of {','.join(PEERS)}")
     if args.background_load < 0:
         parser.error("--background-load must be non-negative")
-    args.portanet_threads = args.threads is not None   # else portanet chooses (fewer on a busy machine)
-    args.threads = usable_cores() if args.threads is None else args.threads
     if args.repeats < 1 or args.threads < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--repeats, --threads and --limit must be positive")
     return args
@@ -729,15 +726,14 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker(json.loads(args.worker))
-    set_threads(args.threads, args.portanet_threads)  # before NumPy is imported here or anywhere below
+    set_threads(args.threads)  # before NumPy is imported here or anywhere below
     if args.device == "gpu":
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"  # JAX must leave the GPU to the others too
     load = os.getloadavg()[0]
     frameworks, skipped = frameworks_to_run(args)
     found = versions()
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores ({usable_cores()} used), "
-          f"{platform.system()} {platform.release()}; device {args.device}; threads {args.threads}"
-          + ("" if args.portanet_threads else " (portanet's numpy backend: its own choice)"))
+          f"{platform.system()} {platform.release()}; device {args.device}; threads {args.threads}")
     print("versions: " + ", ".join(f"{k} {v}" for k, v in found.items()))
     print(f"Adam(lr={LEARNING_RATE:g}, epsilon={EPSILON:g}); warm-up epoch untimed; limit {args.limit or 'none'}")
     if load > 0.5:
@@ -775,7 +771,7 @@ def main(argv=None):
         args.json.write_text(json.dumps({
             "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
             "versions": found, "device": args.device, "threads": args.threads,
-            "portanet_threads": "--threads" if args.portanet_threads else "its own choice", "repeats": args.repeats,
+            "repeats": args.repeats,
             "limit": args.limit, "load_average": load, "background_load": args.background_load,
             "gemm_peak_flops": args.gemm_peak, "skipped": skipped,
             "optimizer": {"name": "adam", "learning_rate": LEARNING_RATE, "epsilon": EPSILON},

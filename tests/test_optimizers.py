@@ -1118,3 +1118,14 @@ def test_keras_2_argument_names_name_the_new_ones(old, hint):
         O.Adam(**{old: 0.01})
     with pytest.raises(TypeError, match=f"`{old}` for SGD"):
         O.SGD(**{old: 0.01})
+
+
+def test_every_optimizer_documents_the_arguments_they_share():
+    classes, todo = [], [O.Optimizer]
+    while todo:
+        cls = todo.pop()
+        classes.append(cls)
+        todo += cls.__subclasses__()
+    assert len(classes) >= 10
+    for cls in classes:
+        assert "{base_args}" not in cls.__doc__ and "global_clipnorm" in cls.__doc__, cls

@@ -20,13 +20,7 @@ class Adagrad(Optimizer):
             Default 0.001.
         initial_accumulator_value: the accumulators' starting value, non-negative. Default 0.1.
         epsilon: non-negative float for numerical stability. Default 1e-7.
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
     """
 
     def __init__(self, learning_rate: LearningRate = 0.001, initial_accumulator_value: float = 0.1,

@@ -36,13 +36,7 @@ class Adam(Optimizer):
         beta_2: the decay of the second-moment estimate v, in [0, 1). Default 0.999.
         epsilon: non-negative float for numerical stability. Default 1e-7.
         amsgrad: whether to apply the AMSGrad variant. Default False.
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
         epsilon_hat: whether to use Keras' form of epsilon (above). Default False.
 
     Example:

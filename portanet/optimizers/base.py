@@ -59,6 +59,15 @@ def one_minus_power(beta, t):
     return -xp.expm1(t * math.log(beta))
 
 
+BASE_ARGS = """weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
+            or None (none, the default).
+        clipnorm: clip each gradient to this L2 norm, or None (the default).
+        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
+        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
+            At most one of the three clips is set.
+        name: the optimizer's name. Default None: the class name in lower case."""
+
+
 class Optimizer(Serializable):
     """Base class. Subclasses define `_slot_names()`, `_init_slot(name, p)` and
     `_update_leaf(p, g, slots, lr, t)` (one parameter; `lr` and `t = step + 1` are 0-d arrays of
@@ -76,14 +85,13 @@ class Optimizer(Serializable):
     Args:
         learning_rate: a non-negative float or a `pn.optimizers.schedules.LearningRateSchedule`
             (evaluated at every step; the rate then cannot be set).
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient tensor to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set; the module docstring has the formulas.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__doc__:   # the arguments every optimizer takes, written once
+            cls.__doc__ = cls.__doc__.replace("{base_args}", BASE_ARGS)
 
     def __new__(cls, *args, **kwargs):
         """Keras 2's names, refused with the one to use (before __init__ reports a bare TypeError)."""
@@ -305,3 +313,6 @@ class Optimizer(Serializable):
 
 REGISTRY = Registry("optimizer", Optimizer)
 
+
+
+Optimizer.__doc__ = Optimizer.__doc__.replace("{base_args}", BASE_ARGS)

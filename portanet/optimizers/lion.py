@@ -32,13 +32,7 @@ class Lion(Optimizer):
         beta_1: the interpolation between momentum and gradient in the update, in (0, 1].
             Default 0.9.
         beta_2: the decay of the momentum, in [0, 1). Default 0.99.
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
 
     Example:
         opt = pn.optimizers.Lion(learning_rate=1e-4, weight_decay=0.01)

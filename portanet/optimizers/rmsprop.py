@@ -29,13 +29,7 @@ class RMSprop(Optimizer):
         epsilon: non-negative float for numerical stability. Default 1e-7.
         centered: whether to divide by the estimated variance of the gradient rather than its
             second moment (more stable, slower). Default False.
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
 
     Example:
         model.compile(optimizer=pn.optimizers.RMSprop(learning_rate=1e-3, rho=0.9), loss="mse")

@@ -26,13 +26,7 @@ class SGD(Optimizer):
         momentum: a float in [0, 1) that accelerates descent in the relevant direction and
             dampens oscillations. Default 0.0 (plain gradient descent).
         nesterov: whether to apply Nesterov momentum. Default False.
-        weight_decay: decoupled weight decay: w <- w - lr * weight_decay * w before each step,
-            or None (none, the default).
-        clipnorm: clip each gradient to this L2 norm, or None (the default).
-        clipvalue: clip each gradient element to [-clipvalue, clipvalue], or None (the default).
-        global_clipnorm: clip all gradients together to this L2 norm, or None (the default).
-            At most one of the three clips is set.
-        name: the optimizer's name. Default None: the class name in lower case.
+        {base_args}
 
     Example:
         opt = pn.optimizers.SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
