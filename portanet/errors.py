@@ -82,3 +82,9 @@ def check_positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise invalid(name, "a positive int", value)
     return value
+
+
+def check_non_negative_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise invalid(name, "a non-negative int", value)
+    return value

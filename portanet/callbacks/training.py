@@ -4,7 +4,7 @@ import math
 import os
 import sys
 
-from ..errors import InvalidTypeError, check_number, invalid, is_number
+from ..errors import InvalidTypeError, check_non_negative_int, check_number, invalid, is_number
 from .base import Callback
 
 
@@ -56,7 +56,7 @@ class EarlyStopping(Callback):
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, verbose=0, mode="auto", baseline=None,
                  restore_best_weights=False, start_from_epoch=0):
         super().__init__()
-        _check_count("patience", patience)
+        check_non_negative_int("patience", patience)
         self.monitor, self.min_delta, self.patience = monitor, abs(min_delta), patience
         self.verbose, self.baseline, self.restore_best_weights = verbose, baseline, restore_best_weights
         self.start_from_epoch = start_from_epoch
@@ -250,8 +250,8 @@ class ReduceLROnPlateau(Callback):
         super().__init__()
         if not is_number(factor) or not 0 < factor < 1:
             raise invalid("factor", "a float in (0, 1)", factor)
-        _check_count("patience", patience)
-        _check_count("cooldown", cooldown)
+        check_non_negative_int("patience", patience)
+        check_non_negative_int("cooldown", cooldown)
         check_number("min_lr", min_lr)
         check_number("min_delta", min_delta)
         self.monitor, self.factor, self.patience, self.verbose = monitor, factor, patience, verbose
@@ -326,8 +326,3 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.path):
             os.remove(self.path)
-
-
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise invalid(name, "a non-negative int", value)

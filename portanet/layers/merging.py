@@ -279,82 +279,31 @@ class Dot(Layer):
         return {**super().get_config(), "axes": list(self.axes), "normalize": self.normalize}
 
 
-def add(inputs, **kwargs):
-    """`Add()(inputs)`, Keras' functional helper.
+def _functional(layer, inputs="a list of tensors (`SymbolicTensor`s, or arrays) of one shape"):
+    """Keras' functional helper of merge layer `layer`: `name(inputs, **kwargs)` is
+    `layer(**kwargs)(inputs)`."""
+    def helper(inputs, **kwargs):
+        return layer(**kwargs)(inputs)
+
+    helper.__name__ = helper.__qualname__ = layer.__name__.lower()
+    helper.__doc__ = f"""`{layer.__name__}()(inputs)`, Keras' functional helper.
 
     Args:
-        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
+        inputs: {inputs}.
         **kwargs: the layer's arguments (name, trainable).
 
     Returns:
         The layer's output.
     """
-    return Add(**kwargs)(inputs)
+    return helper
 
 
-def subtract(inputs, **kwargs):
-    """`Subtract()(inputs)`, Keras' functional helper.
-
-    Args:
-        inputs: a list of two tensors (`SymbolicTensor`s, or arrays) of one shape.
-        **kwargs: the layer's arguments (name, trainable).
-
-    Returns:
-        The layer's output.
-    """
-    return Subtract(**kwargs)(inputs)
-
-
-def multiply(inputs, **kwargs):
-    """`Multiply()(inputs)`, Keras' functional helper.
-
-    Args:
-        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
-        **kwargs: the layer's arguments (name, trainable).
-
-    Returns:
-        The layer's output.
-    """
-    return Multiply(**kwargs)(inputs)
-
-
-def average(inputs, **kwargs):
-    """`Average()(inputs)`, Keras' functional helper.
-
-    Args:
-        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
-        **kwargs: the layer's arguments (name, trainable).
-
-    Returns:
-        The layer's output.
-    """
-    return Average(**kwargs)(inputs)
-
-
-def maximum(inputs, **kwargs):
-    """`Maximum()(inputs)`, Keras' functional helper.
-
-    Args:
-        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
-        **kwargs: the layer's arguments (name, trainable).
-
-    Returns:
-        The layer's output.
-    """
-    return Maximum(**kwargs)(inputs)
-
-
-def minimum(inputs, **kwargs):
-    """`Minimum()(inputs)`, Keras' functional helper.
-
-    Args:
-        inputs: a list of tensors (`SymbolicTensor`s, or arrays) of one shape.
-        **kwargs: the layer's arguments (name, trainable).
-
-    Returns:
-        The layer's output.
-    """
-    return Minimum(**kwargs)(inputs)
+add = _functional(Add)
+subtract = _functional(Subtract, "a list of two tensors (`SymbolicTensor`s, or arrays) of one shape")
+multiply = _functional(Multiply)
+average = _functional(Average)
+maximum = _functional(Maximum)
+minimum = _functional(Minimum)
 
 
 def concatenate(inputs, axis=-1, **kwargs):

@@ -8,7 +8,7 @@ import math
 import threading
 
 from .. import callbacks as callbacks_module, distribution as distribution_module, optimizers
-from ..errors import InvalidArgumentError, InvalidTypeError, invalid
+from ..errors import InvalidArgumentError, InvalidTypeError, check_non_negative_int, invalid
 from ..optimizers import Optimizer
 from ..data import check_stream_settings
 from ..training import data, heads as heads_module
@@ -182,9 +182,8 @@ class Fitting:
         if distribution_module.distribution() is not None:   # the global batch, split evenly
             distribution_module.distribution().check_batch_size(batch_size)
         validation_batch_size = data.check_batch_size(validation_batch_size or batch_size)
-        for name, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise invalid(name, "a non-negative int", value)
+        check_non_negative_int("epochs", epochs)
+        check_non_negative_int("initial_epoch", initial_epoch)
         for name, value in (("steps_per_epoch", steps_per_epoch), ("validation_steps", validation_steps)):
             if value is not None:
                 _check_steps(name, value)
