@@ -18,7 +18,6 @@ import ctypes
 import os
 import re
 import traceback
-import types
 import warnings
 
 os.environ.setdefault("CUPY_TF32", "0")
@@ -28,7 +27,7 @@ import cupy as cp  # noqa: E402
 import cupyx.scipy.special  # noqa: E402
 import numpy as np  # noqa: E402
 
-from portanet.backend import Backend  # noqa: E402
+from portanet.backend import Backend, namespace_copy  # noqa: E402
 from portanet.errors import BackendUnavailableError  # noqa: E402
 from portanet.tree import tree_leaves, tree_unflatten  # noqa: E402
 
@@ -76,10 +75,6 @@ class CupyBackend(Backend):
 def _namespace(base, cublas):
     """`base` (array-api-compat's CuPy namespace) with capture-safe `matmul`, `clip`, `sign`,
     `concat` and `stack`."""
-    xp = types.ModuleType("portanet.backends.cupy.xp", base.__doc__)
-    identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
-    xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
-
     def matmul(x1, x2, /):
         """x1 (..., k) @ x2 (k, n) of one float dtype on cuBLAS; anything else as CuPy does it."""
         if (x1.ndim >= 2 and x2.ndim == 2 and x1.dtype == x2.dtype and x1.dtype in cublas.gemm
@@ -116,8 +111,8 @@ def _namespace(base, cublas):
         out = cp.sign(x)
         return cp.where(cp.isnan(x), x, out) if out.dtype.kind == "f" else out
 
-    xp.matmul, xp.clip, xp.concat, xp.stack, xp.sign = matmul, clip, concat, stack, sign
-    return xp
+    return namespace_copy(base, "portanet.backends.cupy.xp", matmul=matmul, clip=clip, concat=concat, stack=stack,
+                          sign=sign)
 
 
 _JOIN = 8  # cupy.concatenate copies more arrays than this (when small) with a host-made pointer table

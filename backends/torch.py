@@ -11,14 +11,13 @@ where PORTANET_TORCH_COMPILE=1 (off by default: on the CPU it did not help, see 
 import contextlib
 import functools
 import os
-import types
 
 import array_api_compat
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from portanet.backend import Backend
+from portanet.backend import Backend, namespace_copy
 from portanet.errors import invalid
 
 
@@ -108,19 +107,15 @@ def _namespace(base, backend):
     """`base` (array-api-compat's torch namespace) whose creation functions make their arrays on
     the backend's device where no `device` is given, as CuPy and JAX do on theirs (torch's own
     default is the CPU, whatever the other arrays are on)."""
-    xp = types.ModuleType("portanet.backends.torch.xp", base.__doc__)
-    identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
-    xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
-
     def on_device(create):
         @functools.wraps(create)
         def wrapper(*args, device=None, **kwargs):
             return create(*args, device=backend.device if device is None else device, **kwargs)
         return wrapper
 
-    for name in ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros"):
-        setattr(xp, name, on_device(getattr(base, name)))
-    return xp
+    return namespace_copy(base, "portanet.backends.torch.xp", **{
+        name: on_device(getattr(base, name))
+        for name in ("arange", "asarray", "empty", "eye", "full", "linspace", "ones", "zeros")})
 
 
 # ----- fast paths: PyTorch's own kernels for portable operations (parity-tested) --------------------

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import importlib.util
 import os
+import types
 
 from .errors import BackendUnavailableError, InvalidArgumentError, invalid
 from .tree import tree_map
@@ -40,6 +41,16 @@ def portable_op(name):
         _PORTABLE[name] = fn
         return fn
     return register
+
+
+def namespace_copy(base, name, **replaced):
+    """A module named `name` holding every function of array namespace `base`, the ones in
+    `replaced` swapped for a backend's own (backends/cupy.py, backends/torch.py)."""
+    identity = {"__name__", "__doc__", "__package__", "__loader__", "__spec__", "__path__", "__file__", "__cached__"}
+    xp = types.ModuleType(name, base.__doc__)
+    xp.__dict__.update({k: v for k, v in vars(base).items() if k not in identity})
+    xp.__dict__.update(replaced)
+    return xp
 
 
 @contextlib.contextmanager
