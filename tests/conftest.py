@@ -1,5 +1,6 @@
 """The `backend` fixture: every test that takes it runs once per installed backend."""
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -31,10 +32,12 @@ def usable(name):
     return True, None
 
 
-def subprocess_slots():
-    """How many subprocesses a test may run at once: one per core, or one under pytest-xdist
-    (whose workers already fill the cores)."""
-    return 1 if os.environ.get("PYTEST_XDIST_WORKER") else os.cpu_count() or 1
+def subprocess_pool(config):
+    """A thread pool for tests that run subprocesses at once, shut down at the end of the session:
+    one thread per core, or one under pytest-xdist (whose workers already fill the cores)."""
+    pool = ThreadPoolExecutor(1 if os.environ.get("PYTEST_XDIST_WORKER") else os.cpu_count() or 1)
+    config.add_cleanup(lambda: pool.shutdown(cancel_futures=True))
+    return pool
 
 
 @pytest.fixture(params=PARAMS)

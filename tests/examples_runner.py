@@ -25,10 +25,12 @@ def run(job):
         code = 0
         try:
             runpy.run_path(job["script"], run_name="__main__")
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-            if not isinstance(stop.code, int) and stop.code is not None:
+        except SystemExit as stop:   # as Python ends: None is 0, a message is printed and is 1
+            if stop.code is None or isinstance(stop.code, int):
+                code = stop.code or 0
+            else:
                 print(stop.code, file=sys.stderr)
+                code = 1
         except BaseException:
             traceback.print_exc()
             code = 1

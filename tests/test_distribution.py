@@ -3,13 +3,9 @@ two processes on 127.0.0.1 joined by `initialize` (JAX's gloo collectives), each
 single-device result up to float32 reduction order. The runs happen in fresh processes
 (tests/distributed_worker.py): JAX reads XLA_FLAGS, and joins peers, only at start."""
 import os
-import pathlib
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -18,7 +14,7 @@ import portanet as pn
 from portanet import backend as B
 from portanet.errors import InvalidArgumentError
 
-from conftest import subprocess_slots
+from conftest import subprocess_pool
 
 pytest.importorskip("jax")
 pytestmark = pytest.mark.xdist_group("distribution")  # under pytest-xdist: one worker starts the runs once
@@ -62,12 +58,10 @@ def run_two_processes(out):
 
 
 @pytest.fixture(scope="module")
-def started(request):
-    """The worker runs the selected tests need, started at once on a pool of `subprocess_slots()` threads:
+def started(request, tmp_path_factory):
+    """The worker runs the selected tests need, started at once on conftest's `subprocess_pool`:
     {run name: Future of its result}."""
-    root = pathlib.Path(tempfile.mkdtemp(prefix="portanet-distribution-"))
-    pool = ThreadPoolExecutor(subprocess_slots())
-    request.config.add_cleanup(lambda: (pool.shutdown(cancel_futures=True), shutil.rmtree(root, ignore_errors=True)))
+    root, pool = tmp_path_factory.mktemp("runs"), subprocess_pool(request.config)
     names = {item.originalname for item in request.session.items if getattr(item, "module", None) is request.module}
     four = "test_four_devices_in_one_process_train_as_one"
     two = "test_two_processes_feeding_half_of_each_batch_train_as_one"

@@ -10,12 +10,9 @@ import importlib.util
 import json
 import os
 import pathlib
-import shutil
 import struct
 import subprocess
 import sys
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -23,7 +20,7 @@ import pytest
 import portanet as pn
 from portanet import backend as B
 
-from conftest import subprocess_slots, usable
+from conftest import subprocess_pool, usable
 
 pytestmark = [
     pytest.mark.slow,
@@ -116,13 +113,11 @@ def run_all(examples, backend, data_dir, root):
 
 
 @pytest.fixture(scope="module")
-def started(request):
+def started(request, tmp_path_factory):
     """The runs of the selected `test_example_runs` cases, started at once, one process per backend
-    on a pool of `subprocess_slots()` threads, JAX's (the slowest) first: {"data": the fake datasets' root,
+    on conftest's `subprocess_pool`, JAX's (the slowest) first: {"data": the fake datasets' root,
     "runs": {backend: Future of run_all's result}}."""
-    root = pathlib.Path(tempfile.mkdtemp(prefix="portanet-examples-"))
-    pool = ThreadPoolExecutor(subprocess_slots())
-    request.config.add_cleanup(lambda: (pool.shutdown(cancel_futures=True), shutil.rmtree(root, ignore_errors=True)))
+    root, pool = tmp_path_factory.mktemp("examples"), subprocess_pool(request.config)
     keys = {(item.callspec.params["example"], item.callspec.params["backend"]) for item in request.session.items
             if getattr(item, "originalname", None) == "test_example_runs"}
     data = write_data(root / "data")
