@@ -1,6 +1,7 @@
-"""The NumPy backend (default): CPU, float32 by default, no compilation. BLAS runs on the usable
-cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
-overrides: docs/architecture.md, "Threads")."""
+"""The NumPy backend (default): CPU, float32 by default, no compilation. The backend's own threads
+(the usable cores, or one on a machine already busier than its cores; PORTANET_NUM_THREADS
+overrides) share large products, convolutions and optimizer updates; BLAS runs on one thread
+(docs/architecture.md, "Threads")."""
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -8,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from portanet.backend import Backend
+from portanet.backend import Backend, namespace_copy
 from portanet.errors import invalid
 
 try:
@@ -57,12 +58,15 @@ class NumpyBackend(Backend):
     version = np.__version__
 
     def __init__(self):
-        self.xp = array_api_compat.array_namespace(np.empty(0))
+        base = array_api_compat.array_namespace(np.empty(0))
+        self.xp = namespace_copy(base, "portanet.backends.numpy.xp", matmul=_matmul(base.matmul))
         self.threads, self.threads_why = choose_threads()
         _threads.count = self.threads
-        self.blas = ThreadpoolController() if ThreadpoolController is not None else None
+        self.blas = _threads.blas = ThreadpoolController() if ThreadpoolController is not None else None
         if self.blas is not None:
-            self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
+            # For the whole process: BLAS's own threads would spin (OpenBLAS's wait between calls)
+            # on the cores the backend's threads need, and, on a busy machine, on other work's.
+            self.blas.limit(limits=1, user_api="blas")
         # Fast paths for portanet.ops (same signatures and results as the portable versions there,
         # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
         # preallocated arrays instead of stacking, padding and summing new ones.
@@ -147,38 +151,108 @@ def col2im(dcols, x_shape, kernel, strides, pads):
 
 
 def conv2d_forward(x, kernel, bias, strides, pads):
-    """portanet.ops.conv2d_forward (same cache: cols and x's shape) with the bias added in place."""
+    """portanet.ops.conv2d_forward computed a few output rows at a time: each chunk's columns
+    (im2col of those rows, about CHUNK bytes) are copied while in cache and multiplied at once, one
+    GEMM per output row (skinny GEMMs are several times faster on (C*kh*kw, Wo*N) pieces than on
+    the whole (C*kh*kw, Ho*Wo*N)); the rows are shared among the backend's threads. The cache is
+    the padded input laid out as (C, Hp, Wp, N); the columns are made again in the backward pass."""
     N, C, H, W = x.shape
-    O = kernel.shape[0]
-    _, (Ho, Wo) = _sizes((H, W), kernel.shape[2:], strides, pads)
-    cols = im2col(x, kernel.shape[2:], strides, pads)
-    z2 = kernel.reshape(O, -1) @ cols
-    if bias is not None:
-        z2 += bias.reshape(O, 1)
-    return z2.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (cols, tuple(x.shape))
+    O, _, kh, kw = kernel.shape
+    _, (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
+    xt = _batch_last(x, pads)
+    k2 = kernel.reshape(O, -1)
+    z = np.empty((O, Ho, Wo * N), dtype=x.dtype)
+
+    def part(rows):
+        for chunk in _chunks(rows, k2.shape[1] * Wo * N * x.itemsize):
+            out = z[:, chunk].transpose(1, 0, 2)                      # (rows, O, Wo*N)
+            np.matmul(k2, _columns(xt, (kh, kw), strides, chunk, Wo), out=out)
+            if bias is not None:
+                out += bias.reshape(O, 1)
+
+    _parallel(part, Ho, O * k2.shape[1] * Ho * Wo * N)
+    return z.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (xt, tuple(x.shape))
 
 
 def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True):
-    """portanet.ops.conv2d_backward; dx is computed one kernel row at a time (a GEMM for the kw
-    window elements of row i, added into place at once), so that the temporary stays small and
-    in cache instead of a full (C*kh*kw, Ho*Wo*N) dcols."""
-    cols, x_shape = cache
+    """portanet.ops.conv2d_backward in chunks of rows, as the forward pass. dkernel is summed from
+    one partial GEMM per output row, in row order whatever the threads; dx is shared among the
+    threads by (padded) input rows, each adding kernel row i's GEMM into its own rows only, in
+    the same order as on one thread: the same bits on any number of threads."""
+    xt, x_shape = cache
     O, C, kh, kw = kernel.shape
     N, _, H, W = x_shape
-    dz2 = dz.transpose(1, 2, 3, 0).reshape(O, -1)             # a view where dz has N innermost
-    dkernel = (dz2 @ cols.T).reshape(kernel.shape)
-    dbias = dz2.sum(axis=1) if need_bias else None
+    (Hp, Wp), (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
+    run = Wo * N
+    dz3 = _batch_last(dz, ((0, 0), (0, 0))).reshape(O, Ho, run)
+    partials = np.empty((Ho, C * kh * kw, O), dtype=dz3.dtype)
+
+    def dkernel_part(rows):
+        for chunk in _chunks(rows, C * kh * kw * run * dz.itemsize):
+            np.matmul(_columns(xt, (kh, kw), strides, chunk, Wo), dz3[:, chunk].transpose(1, 2, 0),
+                      out=partials[chunk])
+
+    _parallel(dkernel_part, Ho, O * C * kh * kw * Ho * run)
+    dkernel = partials.sum(axis=0).T.reshape(kernel.shape)
+    dbias = dz3.sum(axis=(1, 2)) if need_bias else None
     if not need_dx:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
-    (Hp, Wp), (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
-    out = np.zeros((C, Hp, Wp, N), dtype=dz2.dtype)
-    rows = kernel.transpose(2, 1, 3, 0)                        # (kh, C, kw, O)
-    for i in range(kh):
-        d = (rows[i].reshape(C * kw, O) @ dz2).reshape(C, kw, Ho, Wo, N)
-        for j in range(kw):
-            out[:, _window(i, strides[0], Ho), _window(j, strides[1], Wo), :] += d[:, j]
-    return out[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
+    (sh, sw), krows = strides, kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
+    dx = np.empty((C, Hp, Wp, N), dtype=dz3.dtype)
+
+    def dx_part(rows):                                              # rows of the padded input
+        dx[:, rows] = 0
+        for i in range(kh):       # the output rows whose kernel row i reads these input rows
+            hits = slice(max(0, -(-(rows.start - i) // sh)), min(Ho, -(-(rows.stop - i) // sh)))
+            for chunk in _chunks(hits, C * kw * run * dz.itemsize):
+                count = chunk.stop - chunk.start
+                d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
+                for j in range(kw):
+                    dx[:, _window(chunk.start * sh + i, sh, count), _window(j, sw, Wo), :] += d[:, j]
+
+    _parallel(dx_part, Hp, O * C * kh * kw * Ho * run)
+    return dx[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
+
+
+CHUNK = 1 << 21   # bytes of columns per chunk (512 KiB to 2 MiB timed alike on LeNet-5's layers)
+
+
+def _chunks(rows, bytes_per_row):
+    """`rows` (a slice) cut into slices of about CHUNK bytes (at least one row each)."""
+    step = max(1, CHUNK // bytes_per_row)
+    return [slice(a, min(a + step, rows.stop)) for a in range(rows.start, rows.stop, step)]
+
+
+def _columns(xt, kernel, strides, rows, Wo):
+    """im2col's columns of output rows `rows` from xt (C, Hp, Wp, N): one (C*kh*kw, Wo*N) matrix
+    per row, as a (rows, C*kh*kw, Wo*N) array (one copy of a strided view)."""
+    C, _, _, N = xt.shape
+    sC, sH, sW, sN = xt.strides
+    count = rows.stop - rows.start
+    view = np.lib.stride_tricks.as_strided(
+        xt[:, rows.start * strides[0]:], shape=(C, *kernel, count, Wo, N),
+        strides=(sC, sH, sW, sH * strides[0], sW * strides[1], sN), writeable=False)
+    return np.array(view, order="C").reshape(-1, count, Wo * N).transpose(1, 0, 2)
+
+
+def _batch_last(x, pads):
+    """x (N, C, H, W) zero-padded and laid out as a contiguous (C, Hp, Wp, N) array: x's own
+    memory where it already is one, else copied 16 samples at a time (a plain transposing copy
+    is several times slower where H*W*C is a multiple of 1024 floats: 4 KiB apart, the reads
+    of one run of N map to the same cache sets)."""
+    N, C, H, W = x.shape
+    (top, bottom), (left, right) = pads
+    if not (top or bottom or left or right):
+        xt = x.transpose(1, 2, 3, 0)
+        if xt.flags.c_contiguous:
+            return xt
+        out = np.empty(xt.shape, dtype=x.dtype)
+    else:
+        out = np.zeros((C, H + top + bottom, W + left + right, N), dtype=x.dtype)
+    for n in range(0, N, 16):
+        out[:, top:top + H, left:left + W, n:n + 16] = x[n:n + 16].transpose(1, 2, 3, 0)
+    return out
 
 
 def _pad_like(x, pads, value):
@@ -197,7 +271,7 @@ def _batch_innermost(x):
     with W innermost every read would skip (NumPy is several times slower on such loops)."""
     if x.strides[0] == x.itemsize or x.shape[0] == 1:
         return x
-    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+    return _batch_last(x, ((0, 0), (0, 0))).transpose(3, 0, 1, 2)
 
 
 def maxpool2d_forward(x, pool, strides, pads):
@@ -276,11 +350,61 @@ def blockwise(fn, *arrays):
     return tuple(out.reshape(shape) for out in outs)
 
 
+PARALLEL_MIN = 1 << 26   # multiply-adds (about a millisecond of one core): less is done on one thread
+
+
+def _workers(n, work):
+    """How many of the backend's threads share n parts of a job of `work` multiply-adds: one
+    below PARALLEL_MIN (waking the pool costs more than a smaller job gains: docs/architecture.md,
+    "Threads") or without threadpoolctl (then BLAS keeps its own threads)."""
+    return min(_threads.count, n) if _threads.blas is not None and work >= PARALLEL_MIN else 1
+
+
+def _parallel(fn, n, work):
+    """fn(rows) for contiguous parts (slices) of range(n), one per worker (`_workers`), the first
+    in the calling thread."""
+    workers = _workers(n, work)
+    cuts = [n * k // workers for k in range(workers + 1)]
+    parts = [slice(a, b) for a, b in zip(cuts, cuts[1:])]
+    others = [_threads.pool().submit(fn, rows) for rows in parts[1:]]
+    fn(parts[0])
+    for future in others:
+        future.result()
+
+
+TILE = (128, 512)   # rows x columns of a large product's output per BLAS call
+
+
+def _matmul(matmul):
+    """The Array API matmul, except that a 2-D product of at least PARALLEL_MIN multiply-adds is
+    computed in TILE-sized parts of its output shared among the backend's threads. BLAS computes
+    each output element the same way in a part as in the whole (its own threads rely on that;
+    tests/test_threads.py checks it), so the results do not depend on the number of threads."""
+    def shared(a, b, /):
+        if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
+            return matmul(a, b)
+        (m, k), n, (rows, cols) = a.shape, b.shape[1], TILE
+        tiles = [(slice(r, r + rows), slice(c, c + cols)) for r in range(0, m, rows) for c in range(0, n, cols)]
+        if _workers(len(tiles), m * k * n) == 1:
+            return matmul(a, b)
+        out = np.empty((m, n), dtype=a.dtype)
+
+        def part(some):
+            for r, c in tiles[some]:
+                np.matmul(a[r], b[:, c], out=out[r, c])
+
+        _parallel(part, len(tiles), m * k * n)
+        return out
+
+    return shared
+
+
 class _Threads:
-    """The backend's threads for `blockwise`: a pool made at first use."""
+    """The backend's threads for `blockwise` and `_parallel` (a pool made at first use), and its
+    threadpoolctl controller of BLAS's threads."""
 
     def __init__(self):
-        self.count, self._pool = 1, None
+        self.count, self.blas, self._pool = 1, None, None
 
     def pool(self):
         if self._pool is None:
