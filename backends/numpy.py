@@ -1,7 +1,6 @@
-"""The NumPy backend (default): CPU, float32 by default, no compilation. The backend's own threads
-(the usable cores, or one on a machine already busier than its cores; PORTANET_NUM_THREADS
-overrides) share large products, convolutions and optimizer updates; BLAS runs on one thread
-(docs/architecture.md, "Threads")."""
+"""The NumPy backend (default): CPU, float32 by default, no compilation. BLAS runs on the usable
+cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
+overrides: docs/architecture.md, "Threads")."""
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -9,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import array_api_compat
 import numpy as np
 
-from portanet.backend import Backend, namespace_copy
+from portanet.backend import Backend
 from portanet.errors import invalid
 
 try:
@@ -58,15 +57,12 @@ class NumpyBackend(Backend):
     version = np.__version__
 
     def __init__(self):
-        base = array_api_compat.array_namespace(np.empty(0))
-        self.xp = namespace_copy(base, "portanet.backends.numpy.xp", matmul=_matmul(base.matmul))
+        self.xp = array_api_compat.array_namespace(np.empty(0))
         self.threads, self.threads_why = choose_threads()
         _threads.count = self.threads
-        self.blas = _threads.blas = ThreadpoolController() if ThreadpoolController is not None else None
+        self.blas = ThreadpoolController() if ThreadpoolController is not None else None
         if self.blas is not None:
-            # For the whole process: BLAS's own threads would spin (OpenBLAS's wait between calls)
-            # on the cores the backend's threads need, and, on a busy machine, on other work's.
-            self.blas.limit(limits=1, user_api="blas")
+            self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
         # Fast paths for portanet.ops (same signatures and results as the portable versions there,
         # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
         # preallocated arrays instead of stacking, padding and summing new ones.
@@ -154,31 +150,26 @@ def conv2d_forward(x, kernel, bias, strides, pads):
     """portanet.ops.conv2d_forward computed a few output rows at a time: each chunk's columns
     (im2col of those rows, about CHUNK bytes) are copied while in cache and multiplied at once, one
     GEMM per output row (skinny GEMMs are several times faster on (C*kh*kw, Wo*N) pieces than on
-    the whole (C*kh*kw, Ho*Wo*N)); the rows are shared among the backend's threads. The cache is
-    the padded input laid out as (C, Hp, Wp, N); the columns are made again in the backward pass."""
+    the whole (C*kh*kw, Ho*Wo*N)). The cache is the padded input laid out as (C, Hp, Wp, N): the
+    columns are made again in the backward pass (faster than keeping them: docs/architecture.md,
+    "Threads")."""
     N, C, H, W = x.shape
     O, _, kh, kw = kernel.shape
     _, (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
     xt = _batch_last(x, pads)
     k2 = kernel.reshape(O, -1)
     z = np.empty((O, Ho, Wo * N), dtype=x.dtype)
-
-    def part(rows):
-        for chunk in _chunks(rows, k2.shape[1] * Wo * N * x.itemsize):
-            out = z[:, chunk].transpose(1, 0, 2)                      # (rows, O, Wo*N)
-            np.matmul(k2, _columns(xt, (kh, kw), strides, chunk, Wo), out=out)
-            if bias is not None:
-                out += bias.reshape(O, 1)
-
-    _parallel(part, Ho, O * k2.shape[1] * Ho * Wo * N)
+    for chunk in _chunks(Ho, k2.shape[1] * Wo * N * x.itemsize):
+        out = z[:, chunk].transpose(1, 0, 2)                          # (rows, O, Wo*N)
+        np.matmul(k2, _columns(xt, (kh, kw), strides, chunk, Wo), out=out)
+        if bias is not None:
+            out += bias.reshape(O, 1)
     return z.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (xt, tuple(x.shape))
 
 
 def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True):
-    """portanet.ops.conv2d_backward in chunks of rows, as the forward pass. dkernel is summed from
-    one partial GEMM per output row, in row order whatever the threads; dx is shared among the
-    threads by (padded) input rows, each adding kernel row i's GEMM into its own rows only, in
-    the same order as on one thread: the same bits on any number of threads."""
+    """portanet.ops.conv2d_backward in chunks of rows, as the forward pass: dkernel summed from one
+    partial GEMM per output row, dx from one GEMM per kernel row i and chunk, added into place."""
     xt, x_shape = cache
     O, C, kh, kw = kernel.shape
     N, _, H, W = x_shape
@@ -186,32 +177,21 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
     run = Wo * N
     dz3 = _batch_last(dz, ((0, 0), (0, 0))).reshape(O, Ho, run)
     partials = np.empty((Ho, C * kh * kw, O), dtype=dz3.dtype)
-
-    def dkernel_part(rows):
-        for chunk in _chunks(rows, C * kh * kw * run * dz.itemsize):
-            np.matmul(_columns(xt, (kh, kw), strides, chunk, Wo), dz3[:, chunk].transpose(1, 2, 0),
-                      out=partials[chunk])
-
-    _parallel(dkernel_part, Ho, O * C * kh * kw * Ho * run)
+    for chunk in _chunks(Ho, C * kh * kw * run * dz.itemsize):
+        np.matmul(_columns(xt, (kh, kw), strides, chunk, Wo), dz3[:, chunk].transpose(1, 2, 0), out=partials[chunk])
     dkernel = partials.sum(axis=0).T.reshape(kernel.shape)
     dbias = dz3.sum(axis=(1, 2)) if need_bias else None
     if not need_dx:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
     (sh, sw), krows = strides, kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
-    dx = np.empty((C, Hp, Wp, N), dtype=dz3.dtype)
-
-    def dx_part(rows):                                              # rows of the padded input
-        dx[:, rows] = 0
-        for i in range(kh):       # the output rows whose kernel row i reads these input rows
-            hits = slice(max(0, -(-(rows.start - i) // sh)), min(Ho, -(-(rows.stop - i) // sh)))
-            for chunk in _chunks(hits, C * kw * run * dz.itemsize):
-                count = chunk.stop - chunk.start
-                d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
-                for j in range(kw):
-                    dx[:, _window(chunk.start * sh + i, sh, count), _window(j, sw, Wo), :] += d[:, j]
-
-    _parallel(dx_part, Hp, O * C * kh * kw * Ho * run)
+    dx = np.zeros((C, Hp, Wp, N), dtype=dz3.dtype)
+    for i in range(kh):
+        for chunk in _chunks(Ho, C * kw * run * dz.itemsize):
+            count = chunk.stop - chunk.start
+            d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
+            for j in range(kw):
+                dx[:, _window(chunk.start * sh + i, sh, count), _window(j, sw, Wo), :] += d[:, j]
     return dx[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
 
 
@@ -219,9 +199,9 @@ CHUNK = 1 << 21   # bytes of columns per chunk (512 KiB to 2 MiB timed alike on 
 
 
 def _chunks(rows, bytes_per_row):
-    """`rows` (a slice) cut into slices of about CHUNK bytes (at least one row each)."""
+    """range(rows) cut into slices of about CHUNK bytes (at least one row each)."""
     step = max(1, CHUNK // bytes_per_row)
-    return [slice(a, min(a + step, rows.stop)) for a in range(rows.start, rows.stop, step)]
+    return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 
 def _columns(xt, kernel, strides, rows, Wo):
@@ -350,61 +330,11 @@ def blockwise(fn, *arrays):
     return tuple(out.reshape(shape) for out in outs)
 
 
-PARALLEL_MIN = 1 << 26   # multiply-adds (about a millisecond of one core): less is done on one thread
-
-
-def _workers(n, work):
-    """How many of the backend's threads share n parts of a job of `work` multiply-adds: one
-    below PARALLEL_MIN (waking the pool costs more than a smaller job gains: docs/architecture.md,
-    "Threads") or without threadpoolctl (then BLAS keeps its own threads)."""
-    return min(_threads.count, n) if _threads.blas is not None and work >= PARALLEL_MIN else 1
-
-
-def _parallel(fn, n, work):
-    """fn(rows) for contiguous parts (slices) of range(n), one per worker (`_workers`), the first
-    in the calling thread."""
-    workers = _workers(n, work)
-    cuts = [n * k // workers for k in range(workers + 1)]
-    parts = [slice(a, b) for a, b in zip(cuts, cuts[1:])]
-    others = [_threads.pool().submit(fn, rows) for rows in parts[1:]]
-    fn(parts[0])
-    for future in others:
-        future.result()
-
-
-TILE = (128, 512)   # rows x columns of a large product's output per BLAS call
-
-
-def _matmul(matmul):
-    """The Array API matmul, except that a 2-D product of at least PARALLEL_MIN multiply-adds is
-    computed in TILE-sized parts of its output shared among the backend's threads. BLAS computes
-    each output element the same way in a part as in the whole (its own threads rely on that;
-    tests/test_threads.py checks it), so the results do not depend on the number of threads."""
-    def shared(a, b, /):
-        if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype:
-            return matmul(a, b)
-        (m, k), n, (rows, cols) = a.shape, b.shape[1], TILE
-        tiles = [(slice(r, r + rows), slice(c, c + cols)) for r in range(0, m, rows) for c in range(0, n, cols)]
-        if _workers(len(tiles), m * k * n) == 1:
-            return matmul(a, b)
-        out = np.empty((m, n), dtype=a.dtype)
-
-        def part(some):
-            for r, c in tiles[some]:
-                np.matmul(a[r], b[:, c], out=out[r, c])
-
-        _parallel(part, len(tiles), m * k * n)
-        return out
-
-    return shared
-
-
 class _Threads:
-    """The backend's threads for `blockwise` and `_parallel` (a pool made at first use), and its
-    threadpoolctl controller of BLAS's threads."""
+    """The backend's threads for `blockwise`: a pool made at first use."""
 
     def __init__(self):
-        self.count, self.blas, self._pool = 1, None, None
+        self.count, self._pool = 1, None
 
     def pool(self):
         if self._pool is None:
