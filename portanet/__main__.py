@@ -1,5 +1,5 @@
-"""`python -m portanet info` (or `portanet info`): version, backends, devices, float dtype and
-the threads the array libraries use."""
+"""`python -m portanet info` (or `portanet info`): version, backends, devices, float dtype, the
+threads the array libraries use and the host memory settings."""
 import argparse
 import importlib.metadata
 import os
@@ -26,6 +26,8 @@ def info(out=None):
         print(f"backend: {current.name} (device: {current.device})", file=out)
         if current.thread_report() is not None:
             print(f"threads: {current.thread_report()}", file=out)
+        if current.memory_report() is not None:
+            print(f"memory:  {current.memory_report()}", file=out)
     except (PortanetError, ImportError) as error:
         print(f"backend: unusable: {error}", file=out)
     print(f"floatx:  {backend.floatx()}", file=out)

@@ -144,6 +144,10 @@ class Backend:
         """How many threads the backend computes with, and why (None where it does not choose)."""
         return None
 
+    def memory_report(self):
+        """How the backend set up host memory allocation, if it did (None where it does not)."""
+        return None
+
     def barrier(self, name):
         """Wait until every process of a multi-process run reaches this point (one process: return)."""
 

@@ -1,8 +1,10 @@
-"""Threads on the CPU: how many the numpy backend uses and why (PORTANET_NUM_THREADS, the usable
-cores, one on a busy machine), shown by `python -m portanet info`; the training result does not
-depend on it; the relu_backward and convolution fast paths match the portable code."""
+"""Threads and memory on the CPU: how many threads the numpy backend uses and why
+(PORTANET_NUM_THREADS, the usable cores, one on a busy machine) and how it sets up malloc, shown by
+`python -m portanet info`; the training result does not depend on the threads; the relu_backward
+and convolution fast paths match the portable code."""
 import contextlib
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -105,6 +107,47 @@ def test_convolution_in_chunks_of_rows_matches_portable_code(monkeypatch, shape,
             results.append([z, *ops.conv2d_backward(w, cache, dz, strides, pads)])
     for fast, portable in zip(*results):
         np.testing.assert_allclose(fast, portable, rtol=1e-4, atol=1e-4)
+
+
+REUSE = """
+import resource
+import numpy as np
+import portanet as pn
+print(pn.backend.get().memory_report())
+def step():   # large arrays freed and made again, as in a training step
+    a = np.ones(4 << 20, dtype=np.float32)
+    b = np.ones(2 << 20, dtype=np.float32)
+    del a
+    c = np.ones(6 << 20, dtype=np.float32)
+    del b, c
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def test_freed_memory_is_kept_for_reuse():
+    """With glibc, the numpy backend keeps freed large blocks in the heap: arrays made again in
+    every step cost no page faults (glibc's defaults: hundreds per step); PORTANET_MALLOC=system
+    and MALLOC_* settings leave malloc alone; a bad PORTANET_MALLOC is reported."""
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc is set up only with glibc")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
+    runs = {}
+    for name, extra in (("kept", {}), ("system", {"PORTANET_MALLOC": "system"}),
+                        ("environment", {"MALLOC_ARENA_MAX": "4"})):
+        result = subprocess.run([sys.executable, "-c", REUSE], capture_output=True, text=True, timeout=180,
+                                env={**env, "PORTANET_BACKEND": "numpy", **extra})
+        assert result.returncode == 0, result.stderr
+        runs[name] = result.stdout.splitlines()
+    assert runs["kept"][0].startswith("malloc keeps freed memory for reuse")
+    assert "PORTANET_MALLOC=system" in runs["system"][0]
+    assert "MALLOC_*" in runs["environment"][0]
+    assert int(runs["kept"][1]) < 100 < int(runs["system"][1]), runs
+    bad = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_MALLOC="jemalloc")
+    assert """Expected "system" (or unset). Received: PORTANET_MALLOC='jemalloc'""" in bad.stdout
 
 
 TRAIN = """
