@@ -5,7 +5,6 @@ import ctypes
 import os
 import platform
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import array_api_compat
 import numpy as np
@@ -89,7 +88,6 @@ class NumpyBackend(Backend):
         self.xp = array_api_compat.array_namespace(np.empty(0))
         self.threads, self.threads_why = choose_threads()
         self.memory_why = keep_freed_memory()
-        _threads.count = self.threads
         self.blas = ThreadpoolController() if ThreadpoolController is not None else None
         if self.blas is not None:
             self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
@@ -339,43 +337,20 @@ def blockwise(fn, *arrays):
     update of one parameter, the random generator's rounds), evaluated on slices of BLOCK
     elements: the many temporaries of the formula then stay in the CPU cache and reuse the
     allocator's memory, where whole-array temporaries each cost a pass through RAM and fresh
-    pages. The blocks are shared among the backend's threads (NumPy releases the GIL in its
-    loops; each block is computed as on one thread: the same results)."""
+    pages. One thread: sharing the blocks among threads was slower inside a training step
+    (docs/architecture.md, "Threads")."""
     shape, n = arrays[0].shape, arrays[0].size
     if n <= BLOCK:
         return fn(*arrays)
     flat = [np.ravel(a) for a in arrays]
-    first = fn(*(a[:BLOCK] for a in flat))
-    outs = [np.empty(n, dtype=p.dtype) for p in first]
-
-    def run(starts):
-        for start in starts:
-            part = first if start == 0 else fn(*(a[start:start + BLOCK] for a in flat))
-            for out, p in zip(outs, part):
-                out[start:start + BLOCK] = p
-
-    starts = range(0, n, BLOCK)
-    workers = min(_threads.count, len(starts))
-    if workers > 1:
-        list(_threads.pool().map(run, [starts[i::workers] for i in range(workers)]))
-    else:
-        run(starts)
+    outs = None
+    for start in range(0, n, BLOCK):
+        part = fn(*(a[start:start + BLOCK] for a in flat))
+        if outs is None:
+            outs = [np.empty(n, dtype=p.dtype) for p in part]
+        for out, p in zip(outs, part):
+            out[start:start + BLOCK] = p
     return tuple(out.reshape(shape) for out in outs)
-
-
-class _Threads:
-    """The backend's threads for `blockwise`: a pool made at first use."""
-
-    def __init__(self):
-        self.count, self._pool = 1, None
-
-    def pool(self):
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.count, thread_name_prefix="portanet")
-        return self._pool
-
-
-_threads = _Threads()
 
 
 def foreach(fn, columns):
