@@ -11,6 +11,7 @@ import numpy as np
 
 from portanet.backend import Backend
 from portanet.errors import invalid
+from portanet.random import PARITY, ROTATIONS
 
 try:
     from threadpoolctl import ThreadpoolController
@@ -98,7 +99,7 @@ class NumpyBackend(Backend):
                      "conv2d_forward": conv2d_forward, "conv2d_backward": conv2d_backward,
                      "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
                      "blockwise": blockwise, "foreach": foreach, "scatter_add_rows": scatter_add_rows,
-                     "relu_backward": relu_backward}
+                     "relu_backward": relu_backward, "threefry2x32": threefry2x32}
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -385,6 +386,24 @@ def relu_backward(dy, z):
     times faster in NumPy than `where` (a dy of inf or nan where z <= 0 would give nan instead
     of 0; finite ones match exactly)."""
     return np.multiply(dy, z > 0)
+
+
+def threefry2x32(k0, k1, c0, c1):
+    """portanet.random.threefry2x32 with every round written in place (uint32 words wrap, so the
+    words are the same): one temporary instead of a new array per operation."""
+    ks = (k0, k1, k0 ^ k1 ^ np.uint32(PARITY))
+    x0, x1 = c0 + ks[0], c1 + ks[1]
+    shifted = np.empty_like(x1)
+    for group in range(5):
+        for r in ROTATIONS[group % 2]:
+            x0 += x1
+            np.left_shift(x1, r, out=shifted)                     # x1 = rotl(x1, r) ^ x0
+            x1 >>= 32 - r
+            x1 |= shifted
+            x1 ^= x0
+        x0 += ks[(group + 1) % 3]
+        x1 += ks[(group + 2) % 3] + np.uint32(group + 1)
+    return x0, x1
 
 
 def scatter_add_rows(indices, rows, size):

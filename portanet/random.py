@@ -16,15 +16,22 @@ import math
 import secrets
 
 from .backend import get as _backend
+from .backend import portable_op
 from .errors import invalid
 
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _seeds = None  # after set_seed: a counter giving reproducible seeds to models built later
-_PARITY = 0x1BD11BDA
+PARITY = 0x1BD11BDA
 
 
 def threefry2x32(k0, k1, c0, c1):
-    """Threefry-2x32, 20 rounds: encrypt counter words (c0, c1) under key words (k0, k1)."""
+    """Threefry-2x32, 20 rounds: encrypt counter words (c0, c1) under key words (k0, k1).
+    Fast path "threefry2x32" (NumPy: the same rounds in place)."""
+    return _backend().op("threefry2x32")(k0, k1, c0, c1)
+
+
+@portable_op("threefry2x32")
+def _threefry2x32(k0, k1, c0, c1):
     mask = _backend().word_mask  # None where words are uint32 and wrap by themselves
 
     def wrap(x):
@@ -33,10 +40,10 @@ def threefry2x32(k0, k1, c0, c1):
     def rotl(x, r):
         return wrap((x << r) | (x >> (32 - r)))
 
-    ks = (k0, k1, k0 ^ k1 ^ _PARITY)
+    ks = (k0, k1, k0 ^ k1 ^ PARITY)
     x0, x1 = wrap(c0 + ks[0]), wrap(c1 + ks[1])
     for group in range(5):
-        for r in _ROTATIONS[group % 2]:
+        for r in ROTATIONS[group % 2]:
             x0 = wrap(x0 + x1)
             x1 = rotl(x1, r) ^ x0
         # key injection after every 4 rounds

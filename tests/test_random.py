@@ -41,6 +41,23 @@ def test_streams_equal_jax_random(seed):
         np.testing.assert_array_equal(b.to_numpy(R.fold_in(ours, 12345)), np.asarray(jax.random.fold_in(k, 12345)))
 
 
+def test_threefry_fast_path_gives_the_portable_words(backend):
+    """The backend's Threefry fast path (NumPy: the rounds in place) against the portable rounds,
+    for bits larger than a block, split and fold_in."""
+    if "threefry2x32" not in backend.fast:
+        pytest.skip(f"the {backend.name} backend has no Threefry fast path")
+
+    def draws():
+        k = R.key(2**40 + 3)
+        return [backend.to_numpy(a) for a in (R.bits(k, (300, 500)), R.split(k, 5), R.fold_in(k, 2**31 + 5))]
+
+    fast = draws()
+    with B.portable():
+        portable = draws()
+    for f, p in zip(fast, portable):
+        np.testing.assert_array_equal(f, p)
+
+
 def test_split_and_fold_in_identical_across_backends(backend):
     def derive(b):
         k = R.key(3)
