@@ -1,6 +1,7 @@
 """The NumPy backend (default): CPU, float32 by default, no compilation. BLAS runs on the usable
 cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
-overrides: docs/architecture.md, "Threads")."""
+overrides); with glibc, malloc keeps freed memory for the next step (PORTANET_MALLOC=system
+leaves it alone). See docs/architecture.md, "Threads"."""
 import ctypes
 import os
 import platform
