@@ -1,6 +1,6 @@
 """ci/bench.py: the --quick smoke run prints and writes a row per framework, the weights copied
 into a channels-last Keras model compute what portanet's do, and --device gpu without a GPU
-stops with a message."""
+stops with a message; ci/profile_step.py accounts for a step's time."""
 import importlib.util
 import json
 import os
@@ -95,3 +95,17 @@ def test_device_gpu_without_a_gpu_stops_with_a_message(tiny_fashion):
                        "--limit", "16", data=tiny_fashion)
     assert result.returncode == 1
     assert "portanet-jax: --device gpu, but jax runs on" in result.stderr
+
+
+def test_profile_step_accounts_for_the_step():
+    """ci/profile_step.py prints a step's time and its parts, the convolution's among them, the
+    parts adding up to the step."""
+    result = subprocess.run([sys.executable, str(ROOT / "ci" / "profile_step.py"), "--samples", "256"],
+                            capture_output=True, text=True, timeout=120, cwd=ROOT,
+                            env={**os.environ, "PORTANET_BACKEND": "numpy"})
+    assert result.returncode == 0, result.stderr
+    head, *rows = result.stdout.strip().splitlines()
+    assert head.startswith("lenet on numpy (threads: ") and head.endswith(" ms per step")
+    parts = {name: float(ms) for name, ms in (row.split() for row in rows)}
+    assert {"conv2d_forward", "conv2d_backward", "maxpool2d_backward", "matmul", "rest"} <= set(parts)
+    assert sum(parts.values()) == pytest.approx(float(head.split()[-4]), abs=0.05)
