@@ -147,23 +147,12 @@ def _empty_like_layout(x, shape, fill=None):
 
 
 def im2col(x, kernel, strides, pads):
-    """portanet.ops.im2col: the padded input is laid out once as (C, Hp, Wp, N), then each of the
-    kh*kw slices is copied into its rows of a preallocated cols (runs of Wo*N elements)."""
-    N, C, H, W = x.shape
-    (kh, kw), ((top, _), (left, _)) = kernel, pads
-    (Hp, Wp), (Ho, Wo) = _sizes((H, W), kernel, strides, pads)
-    xt = x.transpose(1, 2, 3, 0)
-    if (Hp, Wp) != (H, W):
-        padded = np.zeros((C, Hp, Wp, N), dtype=x.dtype)
-        padded[:, top:top + H, left:left + W, :] = xt
-        xt = padded
-    else:
-        xt = np.ascontiguousarray(xt)
-    cols = np.empty((C, kh, kw, Ho, Wo, N), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            cols[:, i, j] = xt[:, _window(i, strides[0], Ho), _window(j, strides[1], Wo), :]
-    return cols.reshape(C * kh * kw, Ho * Wo * N)
+    """portanet.ops.im2col: the padded input laid out once as (C, Hp, Wp, N), then every window
+    element's slice copied at once (`_columns` of all output rows)."""
+    N, _, H, W = x.shape
+    _, (Ho, Wo) = _sizes((H, W), kernel, strides, pads)
+    cols = _columns(_batch_last(x, pads), kernel, strides, slice(0, Ho), Wo)   # (Ho, C*kh*kw, Wo*N)
+    return cols.transpose(1, 0, 2).reshape(-1, Ho * Wo * N)
 
 
 def col2im(dcols, x_shape, kernel, strides, pads):
