@@ -197,8 +197,8 @@ class Optimizer(Serializable):
 
         # one tuple (p, g, *slots) per parameter; grads and slots matched to params by key (the
         # state may hold slots of other parameters too: those of frozen layers, kept as they are)
-        columns = list(zip(tree_leaves(params), tree_leaves(tree_map(lambda _, g: g, params, grads)),
-                           *(tree_leaves(tree_map(lambda _, s: s, params, state[n])) for n in names)))
+        columns = list(zip(tree_leaves(params), tree_leaves(grads, params),
+                           *(tree_leaves(state[n], params) for n in names)))
         out = _backend().op("foreach")(leaf, columns)  # NumPy: small parameters together, large ones blockwise
         new_params = tree_unflatten(params, [o[0] for o in out])
         new_lr = self.learning_rate(t, dtype=lr.dtype) if self.uses_schedule else lr
