@@ -36,13 +36,14 @@ def _gather(tree, order, leaves):
 
 def tree_unflatten(tree, leaves):
     """A tree with the structure of `tree` and the given leaves, in `tree_leaves` order."""
-    leaves = iter(leaves)
+    return _build(tree, iter(leaves))
 
-    def build(t):
-        if isinstance(t, dict):
-            return {k: build(v) for k, v in t.items()}
-        if isinstance(t, (list, tuple)):
-            return type(t)([build(v) for v in t])
-        return next(leaves)
 
-    return build(tree)
+def _build(tree, leaves):
+    # (a module function: a nested recursive one would be a reference cycle holding the leaves,
+    # freed only by the garbage collector: a training run's memory grew by an epoch's updates)
+    if isinstance(tree, dict):
+        return {k: _build(v, leaves) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)([_build(v, leaves) for v in tree])
+    return next(leaves)
