@@ -516,7 +516,7 @@ def versions():
 
 def gemm_peak(threads, n=2048, tries=5):
     """float32 FLOP/s of NumPy's n x n matrix product on `threads` BLAS threads (best of `tries`;
-    set here, since portanet's numpy backend, once imported, keeps BLAS on one thread)."""
+    set here, since portanet's numpy backend, once created, sets BLAS's threads to its own choice)."""
     import numpy as np
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(SEED)

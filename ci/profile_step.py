@@ -11,13 +11,13 @@ call, so the total is a little above an unwrapped step's; a fast path called ins
 """
 import argparse
 import time
-import types
 from collections import defaultdict
 
 import numpy as np
 
 import portanet as pn
 from bench import MODELS, portanet_model
+from portanet.backend import namespace_copy
 
 
 def timed(name, fn, totals):
@@ -39,10 +39,7 @@ def main():
     backend = pn.backend.get()
     for name, fn in list(backend.fast.items()):
         backend.fast[name] = timed(name, fn, totals)
-    xp = types.ModuleType(backend.xp.__name__)
-    xp.__dict__.update(vars(backend.xp))
-    xp.matmul = timed("matmul", backend.xp.matmul, totals)
-    backend.xp = xp
+    backend.xp = namespace_copy(backend.xp, backend.xp.__name__, matmul=timed("matmul", backend.xp.matmul, totals))
     model = portanet_model(spec)
     model.compile(pn.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
     rng = np.random.default_rng(0)
@@ -53,8 +50,7 @@ def main():
     start = time.perf_counter()
     model.fit(x, y, batch_size=spec["batch"], epochs=2, verbose=0)
     total, steps = time.perf_counter() - start, 2 * (args.samples // spec["batch"])
-    report = getattr(backend, "thread_report", lambda: None)()
-    print(f"{args.model} on {backend.name} (threads: {report}): {1e3 * total / steps:.2f} ms per step")
+    print(f"{args.model} on {backend.name} (threads: {backend.thread_report()}): {1e3 * total / steps:.2f} ms per step")
     for name, seconds in sorted(totals.items(), key=lambda item: -item[1]):
         print(f"  {name:<20} {1e3 * seconds / steps:7.2f}")
     print(f"  {'rest':<20} {1e3 * (total - sum(totals.values())) / steps:7.2f}")

@@ -313,6 +313,5 @@ class Optimizer(Serializable):
 
 REGISTRY = Registry("optimizer", Optimizer)
 
-
-
+# the base class's own docstring (__init_subclass__ fills in its subclasses')
 Optimizer.__doc__ = Optimizer.__doc__.replace("{base_args}", BASE_ARGS)
