@@ -3,6 +3,8 @@ cores, or on one thread on a machine already busier than its cores (PORTANET_NUM
 overrides); with glibc, malloc keeps freed memory for the next step (PORTANET_MALLOC=system
 leaves it alone). See docs/architecture.md, "Threads"."""
 import ctypes
+import functools
+import importlib
 import os
 import platform
 import time
@@ -10,7 +12,7 @@ import time
 import array_api_compat
 import numpy as np
 
-from portanet.backend import Backend
+from portanet.backend import Backend, portable_version
 from portanet.errors import invalid
 from portanet.random import PARITY, ROTATIONS
 
@@ -81,6 +83,24 @@ def keep_freed_memory():
            "PORTANET_MALLOC=system: glibc's defaults)"
 
 
+def load_kernels():
+    """backends/numba_kernels.py where numba is installed (portanet[fast]) and PORTANET_NUMBA is
+    not 0: (the module or None, why), for `python -m portanet info`."""
+    setting = os.environ.get("PORTANET_NUMBA", "")
+    if setting not in ("", "0", "1"):
+        raise invalid("PORTANET_NUMBA", '"0" or "1" (or unset)', setting)
+    if setting == "0":
+        return None, "off (PORTANET_NUMBA=0)"
+    try:
+        module = importlib.import_module("portanet.backends.numba_kernels")
+    except ImportError as error:
+        if setting == "1":
+            raise ImportError(f"PORTANET_NUMBA=1 needs numba (pip install portanet[fast]): {error}") from error
+        return None, "off (numba is not installed: pip install portanet[fast])"
+    return module, (f"numba {module.numba.__version__}: Adam's and RMSprop's updates, max pooling's backward "
+                    "and the convolution's dx compiled (PORTANET_NUMBA=0: off)")
+
+
 class NumpyBackend(Backend):
     name = "numpy"
     device = "cpu"
@@ -101,6 +121,9 @@ class NumpyBackend(Backend):
                      "maxpool2d_forward": maxpool2d_forward, "maxpool2d_backward": maxpool2d_backward,
                      "blockwise": blockwise, "foreach": foreach, "scatter_add_rows": scatter_add_rows,
                      "relu_backward": relu_backward, "threefry2x32": threefry2x32}
+        self.kernels, self.kernels_why = load_kernels()
+        if self.kernels is not None:   # compiled loops in place of some of them (same results)
+            self.fast.update(compiled_paths(self.kernels))
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -118,6 +141,9 @@ class NumpyBackend(Backend):
 
     def memory_report(self):
         return self.memory_why
+
+    def kernel_report(self):
+        return self.kernels_why
 
     def thread_report(self):
         blas = [f"{i['internal_api']} {i['num_threads']}" for i in self.blas.info() if i["user_api"] == "blas"] \
@@ -189,9 +215,18 @@ def conv2d_forward(x, kernel, bias, strides, pads):
     return z.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (xt, tuple(x.shape))
 
 
-def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True):
+def add_kernel_row(d, dx, top, strides):
+    """d (C, kw, rows, Wo, N), the columns' gradient from one kernel row, added into dx (C, Hp,
+    Wp, N) at rows top, top + sh, ...: one strided add per kernel column j."""
+    _, kw, rows, Wo, _ = d.shape
+    for j in range(kw):
+        dx[:, _window(top, strides[0], rows), _window(j, strides[1], Wo), :] += d[:, j]
+
+
+def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True, add_row=add_kernel_row):
     """portanet.ops.conv2d_backward in chunks of rows, as the forward pass: dkernel summed from one
-    partial GEMM per output row, dx from one GEMM per kernel row i and chunk, added into place."""
+    partial GEMM per output row, dx from one GEMM per kernel row i and chunk, added into place by
+    `add_row` (backends/numba_kernels.py has a compiled one)."""
     xt, x_shape = cache
     O, C, kh, kw = kernel.shape
     N, _, H, W = x_shape
@@ -206,14 +241,13 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
     if not need_dx:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
-    (sh, sw), krows = strides, kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
+    sh, krows = strides[0], kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
     dx = np.zeros((C, Hp, Wp, N), dtype=dz3.dtype)
     for i in range(kh):
         for chunk in _chunks(Ho, C * kw * run * dz.itemsize):
             count = chunk.stop - chunk.start
             d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
-            for j in range(kw):
-                dx[:, _window(chunk.start * sh + i, sh, count), _window(j, sw, Wo), :] += d[:, j]
+            add_row(d, dx, chunk.start * sh + i, strides)
     return dx[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
 
 
@@ -344,16 +378,19 @@ def blockwise(fn, *arrays):
     return tuple(out.reshape(shape) for out in outs)
 
 
-def foreach(fn, columns):
+def foreach(fn, columns, whole=False):
     """[fn(*c) for c in columns] for an element-wise fn (an optimizer's update of one parameter,
     c = (p, g, *slots)): parameters smaller than BLOCK are concatenated by dtype and updated by a
     single call, as PyTorch's "foreach" optimizers do (a few calls per step instead of a dozen
-    array operations per parameter); larger ones are updated blockwise. Same results."""
+    array operations per parameter); larger ones are updated blockwise, or whole where `whole`
+    (compiled kernels) and fn's update is one operation (`fn.one_operation`: one compiled pass,
+    no temporaries to keep in cache; AdamW's decay adds two whole-array passes, still faster than
+    blocks: docs/architecture.md, "Compiled kernels"). Same results."""
     results = [None] * len(columns)
     groups = {}
     for i, column in enumerate(columns):
         if column[0].size > BLOCK:
-            results[i] = blockwise(fn, *column)
+            results[i] = fn(*column) if whole and getattr(fn, "one_operation", False) else blockwise(fn, *column)
         else:
             groups.setdefault(tuple(a.dtype for a in column), []).append(i)
     for members in groups.values():
@@ -401,6 +438,29 @@ def scatter_add_rows(indices, rows, size):
     out = np.zeros((size, rows.shape[1]), dtype=rows.dtype)
     np.add.at(out, indices, rows)
     return out
+
+
+def compiled_paths(k):
+    """Fast paths that run the loops of backends/numba_kernels.py (module k); where a loop takes
+    no such input (a layout or dtype it does not handle) the portable version runs instead."""
+    def or_portable(kernel, name):
+        def update(*args):
+            out = kernel(*args)
+            return out if out is not None else portable_version(name)(*args)
+        update.__name__ = f"compiled_{name}"
+        return update
+
+    def compiled_maxpool2d_backward(cache, dy, pool, strides, pads):
+        xpad, y = cache
+        dx = np.zeros((xpad.shape[1], *xpad.shape[2:], xpad.shape[0]), dtype=y.dtype)   # (C, Hp, Wp, N)
+        k.maxpool2d_backward(*(a.transpose(1, 2, 3, 0) for a in (xpad, y, dy)), pool, strides, dx)
+        (top, bottom), (left, right) = pads
+        return dx[:, top:dx.shape[1] - bottom, left:dx.shape[2] - right].transpose(3, 0, 1, 2)
+
+    return {"adam": or_portable(k.adam, "adam"), "rmsprop": or_portable(k.rmsprop, "rmsprop"),
+            "maxpool2d_backward": compiled_maxpool2d_backward,
+            "conv2d_backward": functools.partial(conv2d_backward, add_row=k.add_kernel_row),
+            "foreach": functools.partial(foreach, whole=True)}
 
 
 def make():

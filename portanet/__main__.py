@@ -28,6 +28,8 @@ def info(out=None):
             print(f"threads: {current.thread_report()}", file=out)
         if current.memory_report() is not None:
             print(f"memory:  {current.memory_report()}", file=out)
+        if current.kernel_report() is not None:
+            print(f"kernels: {current.kernel_report()}", file=out)
     except (PortanetError, ImportError) as error:
         print(f"backend: unusable: {error}", file=out)
     print(f"floatx:  {backend.floatx()}", file=out)

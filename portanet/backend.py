@@ -43,6 +43,11 @@ def portable_op(name):
     return register
 
 
+def portable_version(name):
+    """The portable implementation of operation `name` (a fast path's fallback)."""
+    return _PORTABLE[name]
+
+
 def namespace_copy(base, name, **replaced):
     """A module named `name` holding every function of array namespace `base`, the ones in
     `replaced` swapped for a backend's own (backends/cupy.py, backends/torch.py)."""
@@ -146,6 +151,10 @@ class Backend:
 
     def memory_report(self):
         """How the backend set up host memory allocation, if it did (None where it does not)."""
+        return None
+
+    def kernel_report(self):
+        """Which compiled kernels the backend's fast paths use, if it has any (None where not)."""
         return None
 
     def barrier(self, name):

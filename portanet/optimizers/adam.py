@@ -58,6 +58,9 @@ class Adam(Optimizer):
     def _slot_names(self):
         return ("momentum", "velocity") + (("velocity_hat",) if self.amsgrad else ())
 
+    def _update_is_one_operation(self):
+        return not self.amsgrad
+
     def _update_leaf(self, p, g, slots, lr, t):
         b1, b2, epsilon, epsilon_hat = self.beta_1, self.beta_2, self.epsilon, self.epsilon_hat
         correction_1, correction_2 = one_minus_power(b1, t), one_minus_power(b2, t)

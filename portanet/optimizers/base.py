@@ -130,6 +130,12 @@ class Optimizer(Serializable):
     def _update_leaf(self, p, g, slots, lr, t):
         raise NotImplementedError
 
+    def _update_is_one_operation(self):
+        """Whether `_update_leaf` is a single portable operation (Adam's "adam", RMSprop's
+        "rmsprop"), which a backend may run as one compiled pass over a whole parameter (NumPy's
+        `foreach`, with compiled kernels)."""
+        return False
+
     def _scalar_names(self):
         return ()
 
@@ -195,6 +201,7 @@ class Optimizer(Serializable):
             new_p, new_slots = self._update_leaf(p, g, {**scalars_p, **dict(zip(names, slots))}, lr_p, t_p)
             return (new_p, *(new_slots[n] for n in names))
 
+        leaf.one_operation = self._update_is_one_operation()
         # one tuple (p, g, *slots) per parameter; grads and slots matched to params by key (the
         # state may hold slots of other parameters too: those of frozen layers, kept as they are)
         columns = list(zip(tree_leaves(params), tree_leaves(grads, params),

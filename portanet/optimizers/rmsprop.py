@@ -1,5 +1,5 @@
-"""RMSprop."""
-from ..backend import get as _backend
+"""RMSprop; its update of one parameter is an operation a backend may fuse ("rmsprop")."""
+from ..backend import get as _backend, portable_op
 from ..errors import check_bool
 from .base import REGISTRY, LearningRate, Optimizer, fraction, non_negative
 
@@ -48,25 +48,33 @@ class RMSprop(Optimizer):
         return (("velocity",) + (("average_gradient",) if self.centered else ())
                 + (("momentum",) if self.momentum > 0 else ()))
 
+    def _update_is_one_operation(self):
+        return True
+
     def _update_leaf(self, p, g, slots, lr, t):
-        xp = _backend().xp
-        rho = self.rho
-        v = rho * slots["velocity"] + (1.0 - rho) * (g * g)
-        new = {"velocity": v}
-        if self.centered:
-            a = rho * slots["average_gradient"] + (1.0 - rho) * g
-            new["average_gradient"] = a
-            denominator = v - a * a + self.epsilon
-        else:
-            denominator = v + self.epsilon
-        increment = lr * g / xp.sqrt(denominator)
-        if self.momentum > 0:
-            m = self.momentum * slots["momentum"] + increment
-            new["momentum"] = m
-            return p - m, new
-        return p - increment, new
+        p, v, a, m = _backend().op("rmsprop")(p, g, slots["velocity"], slots.get("average_gradient"),
+                                              slots.get("momentum"), lr, self.rho, self.momentum, self.epsilon)
+        new = {"velocity": v, "average_gradient": a, "momentum": m}
+        return p, {name: new[name] for name in self._slot_names()}
 
     def get_config(self):
         return {**super().get_config(), "rho": self.rho, "momentum": self.momentum,
                 "epsilon": self.epsilon, "centered": self.centered}
 
+
+
+@portable_op("rmsprop")
+def _rmsprop(p, g, v, a, m, lr, rho, momentum, epsilon):
+    """RMSprop's update of one parameter: (new p, new v, new a, new m); the average gradient a is
+    None unless centered, the momentum m None unless momentum > 0 (and so are their new values)."""
+    v = rho * v + (1.0 - rho) * (g * g)
+    if a is not None:
+        a = rho * a + (1.0 - rho) * g
+        denominator = v - a * a + epsilon
+    else:
+        denominator = v + epsilon
+    increment = lr * g / _backend().xp.sqrt(denominator)
+    if m is not None:
+        m = momentum * m + increment
+        return p - m, v, a, m
+    return p - increment, v, a, m
