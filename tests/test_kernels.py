@@ -143,6 +143,31 @@ def test_convolution_dx_kernel_gives_the_bits_of_numpy(strides, pads):
         np.testing.assert_array_equal(a, b)
 
 
+TRAIN = """
+import hashlib, numpy as np, portanet as pn
+pn.set_seed(0)
+x = np.random.default_rng(0).random((128, 1, 12, 12), dtype=np.float32)
+y = np.random.default_rng(1).integers(0, 4, 128)
+for optimizer in ("adam", pn.optimizers.AdamW(1e-3), pn.optimizers.RMSprop(1e-3, momentum=0.9, centered=True)):
+    m = pn.Sequential([pn.Input((1, 12, 12)), pn.layers.Conv2D(4, 3, activation="relu"),
+                       pn.layers.MaxPooling2D(3, strides=2), pn.layers.Conv2D(4, 2, padding="same"),
+                       pn.layers.Flatten(), pn.layers.Dense(1100, activation="relu"), pn.layers.Dense(4, activation="softmax")])
+    m.compile(optimizer, "sparse_categorical_crossentropy")
+    print(m.fit(x, y, batch_size=32, epochs=2, verbose=0).history["loss"])
+    print(hashlib.sha256(b"".join(w.tobytes() for w in m.get_weights())).hexdigest())
+"""
+
+
+def test_training_gives_the_same_bits_with_and_without_the_kernels():
+    """A model with every compiled path (convolution dx, overlapping max pooling, Adam, AdamW and
+    centered RMSprop with momentum, a Dense kernel larger than a block) trains to the same bits."""
+    env = {**os.environ, "PORTANET_BACKEND": "numpy"}
+    runs = [subprocess.run([sys.executable, "-c", TRAIN], capture_output=True, text=True, timeout=300,
+                           env={**env, "PORTANET_NUMBA": value}) for value in ("0", "1")]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr + runs[1].stderr
+    assert runs[0].stdout == runs[1].stdout
+
+
 INFO = "import portanet as pn; b = pn.backend.get(); print(b.kernel_report()); print(b.op('adam').__name__)"
 
 

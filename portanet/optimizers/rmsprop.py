@@ -62,7 +62,6 @@ class RMSprop(Optimizer):
                 "epsilon": self.epsilon, "centered": self.centered}
 
 
-
 @portable_op("rmsprop")
 def _rmsprop(p, g, v, a, m, lr, rho, momentum, epsilon):
     """RMSprop's update of one parameter: (new p, new v, new a, new m); the average gradient a is
