@@ -394,7 +394,7 @@ def foreach(fn, columns, whole=False):
         else:
             groups.setdefault(tuple(a.dtype for a in column), []).append(i)
     for members in groups.values():
-        flat = [np.concatenate([np.ravel(columns[i][k]) for i in members]) for k in range(len(columns[members[0]]))]
+        flat = [np.concatenate([columns[i][k] for i in members], axis=None) for k in range(len(columns[members[0]]))]
         for i, part in zip(members, _split(fn(*flat), [columns[i][0] for i in members])):
             results[i] = part
     return results
