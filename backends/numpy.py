@@ -56,6 +56,68 @@ def choose_threads():
     return cores, f"the usable cores ({cores})"
 
 
+def adaptive():
+    """Whether steps pick their BLAS thread count as they run (PORTANET_ADAPT_THREADS=0: no)."""
+    setting = os.environ.get("PORTANET_ADAPT_THREADS", "")
+    if setting not in ("", "0", "1"):
+        raise invalid("PORTANET_ADAPT_THREADS", '"0" or "1" (or unset)', setting)
+    return setting != "0"
+
+
+class AdaptiveThreads:
+    """A step run on the BLAS thread count that is fastest now, among the backend's count and its
+    halvings down to 1 (docs/architecture.md, "Threads"). Every call is timed; every PROBE calls,
+    or as soon as the median of the last RUNS calls is SLOWER times the median that chose the
+    count, the next calls try the neighbouring counts (RUNS calls each) and the fastest median
+    wins. On a machine whose second core is at times shared with other work, a 2-thread LeNet-5
+    step took 15 ms where 1 thread took 9.5 (and 8.7 against 9.5 the rest of the time). The
+    results do not depend on the count (BLAS splits a product's rows and columns, not its sums)."""
+
+    PROBE, RUNS, SLOWER = 100, 5, 1.25
+
+    def __init__(self, fn, set_threads, most):
+        self.fn, self.set_threads = fn, set_threads
+        self.counts = sorted({most >> k for k in range(most.bit_length())})   # e.g. [1, 2, 4, 8]
+        self.current = len(self.counts) - 1
+        self.recent, self.trials, self.results = [], [], []
+        self.calls, self.chosen = self.PROBE - 2 * self.RUNS, None   # the first probe comes early
+
+    def __call__(self, *args, **kwargs):
+        index = self.trials[0][0] if self.trials else self.current
+        self.set_threads(self.counts[index])
+        start = time.perf_counter()
+        try:
+            out = self.fn(*args, **kwargs)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.set_threads(self.counts[-1])   # numpy work outside the steps keeps every thread
+        if self.trials:
+            self.trials[0][1].append(elapsed)
+            if len(self.trials[0][1]) == self.RUNS:
+                self.results.append(self.trials.pop(0))
+                if not self.trials:
+                    self._choose()
+            return out
+        self.recent = (self.recent + [elapsed])[-self.RUNS:]
+        self.calls += 1
+        slower = self.chosen is not None and _median(self.recent) > self.SLOWER * self.chosen
+        if len(self.recent) == self.RUNS and (self.calls >= self.PROBE or slower):
+            self.results = [(self.current, self.recent)]
+            self.trials = [(i, []) for i in (self.current - 1, self.current + 1) if 0 <= i < len(self.counts)]
+        return out
+
+    def _choose(self):
+        self.current, times = min(self.results, key=lambda result: _median(result[1]))
+        self.chosen, self.recent, self.calls = _median(times), [], 0
+
+    def threads(self):
+        return self.counts[self.current]
+
+
+def _median(values):
+    return sorted(values)[len(values) // 2]
+
+
 HEAP = {"M_MMAP_THRESHOLD": (-3, 32 << 20), "M_TRIM_THRESHOLD": (-1, 256 << 20)}   # mallopt's codes, bytes
 
 
@@ -111,8 +173,11 @@ class NumpyBackend(Backend):
         self.threads, self.threads_why = choose_threads()
         self.memory_why = keep_freed_memory()
         self.blas = ThreadpoolController() if ThreadpoolController is not None else None
+        self.blas_libraries, self.blas_threads = [], self.threads
         if self.blas is not None:
             self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
+            self.blas_libraries = [lib for lib in self.blas.lib_controllers if lib.user_api == "blas"]
+        self.adaptive = adaptive() and self.threads > 1 and bool(self.blas_libraries)
         # Fast paths for portanet.ops (same signatures and results as the portable versions there,
         # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
         # preallocated arrays instead of stacking, padding and summing new ones.
@@ -124,6 +189,17 @@ class NumpyBackend(Backend):
         self.kernels, self.kernels_why = load_kernels()
         if self.kernels is not None:   # compiled loops in place of some of them (same results)
             self.fast.update(compiled_paths(self.kernels))
+
+    def jit(self, fn, donate_argnums=()):
+        """No compilation; with adaptive threads, `fn` runs on the BLAS thread count that is
+        fastest now (AdaptiveThreads)."""
+        return AdaptiveThreads(fn, self.set_blas_threads, self.threads) if self.adaptive else fn
+
+    def set_blas_threads(self, count):
+        if count != self.blas_threads:
+            for lib in self.blas_libraries:
+                lib.set_num_threads(count)
+            self.blas_threads = count
 
     def asarray(self, x, dtype=None):
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
@@ -148,7 +224,9 @@ class NumpyBackend(Backend):
     def thread_report(self):
         blas = [f"{i['internal_api']} {i['num_threads']}" for i in self.blas.info() if i["user_api"] == "blas"] \
             if self.blas is not None else ["threadpoolctl not installed: BLAS's own default"]
-        return f"{self.threads} ({self.threads_why}); BLAS: {', '.join(blas) or 'none found'}"
+        adapted = f", each step on the fastest of {self.threads} and fewer as it runs (PORTANET_ADAPT_THREADS=0: " \
+                  f"always {self.threads})" if self.adaptive else ""
+        return f"{self.threads} ({self.threads_why}{adapted}); BLAS: {', '.join(blas) or 'none found'}"
 
 
 # ----- fast paths for portanet.ops ---------------------------------------------------------------

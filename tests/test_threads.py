@@ -157,9 +157,45 @@ print(repr(float(np.abs(m.get_weights()[0]).sum())))
 
 
 def test_the_result_does_not_depend_on_the_thread_count():
-    one, two = (run(TRAIN, PORTANET_NUM_THREADS=n) for n in ("1", "2"))
-    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
-    assert one.stdout == two.stdout
+    runs = [run(TRAIN, PORTANET_NUM_THREADS=n, PORTANET_ADAPT_THREADS=a) for n, a in (("1", "1"), ("2", "0"), ("2", "1"))]
+    assert all(r.returncode == 0 for r in runs), "".join(r.stderr for r in runs)
+    assert runs[0].stdout == runs[1].stdout == runs[2].stdout
+
+
+def test_adaptive_threads_follow_the_fastest_count():
+    """A step that is slow on 2 threads (a core shared with other work) moves to 1 thread at the
+    first probe, back to 2 when 1 becomes the slow one, and every call runs on a count of the list."""
+    slow = {"count": 2}
+    used = []
+
+    def step(x):
+        time.sleep(0.006 if used[-1] == slow["count"] else 0.001)
+        return x + 1
+
+    tuner = NUMPY_BACKEND.AdaptiveThreads(step, used.append, 2)
+    assert tuner.counts == [1, 2] and tuner.threads() == 2
+    calls = 0
+    while tuner.threads() == 2 and calls < 40:
+        assert tuner(calls) == calls + 1
+        calls += 1
+    assert tuner.threads() == 1, "the first probe comes within 2 * RUNS + 2 * RUNS calls"
+    slow["count"] = 1
+    for _ in range(3 * tuner.RUNS):   # 25% slower than chosen: probes at once, not after PROBE calls
+        tuner(0)
+    assert tuner.threads() == 2
+    assert set(used) == {1, 2}
+    assert NUMPY_BACKEND.AdaptiveThreads(step, used.append, 16).counts == [1, 2, 4, 8, 16]
+
+
+def test_adaptive_threads_are_shown_and_can_be_turned_off():
+    on = run("import portanet as pn; print(pn.backend.get().thread_report())", PORTANET_NUM_THREADS="2")
+    off = run("import portanet as pn; print(pn.backend.get().thread_report())", PORTANET_NUM_THREADS="2",
+              PORTANET_ADAPT_THREADS="0")
+    one = run("import portanet as pn; print(pn.backend.get().thread_report())", PORTANET_NUM_THREADS="1")
+    assert "each step on the fastest of 2 and fewer" in on.stdout, on.stdout + on.stderr
+    assert "fastest" not in off.stdout and "fastest" not in one.stdout
+    bad = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_ADAPT_THREADS="yes")
+    assert "Expected \"0\" or \"1\" (or unset). Received: PORTANET_ADAPT_THREADS='yes'" in bad.stdout
 
 
 @pytest.mark.parametrize("shape", [(7,), (4, 3, 20, 20)])
