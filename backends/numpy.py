@@ -520,7 +520,8 @@ def scatter_add_rows(indices, rows, size):
 
 def compiled_paths(k):
     """Fast paths that run the loops of backends/numba_kernels.py (module k); where a loop takes
-    no such input (a layout or dtype it does not handle) the portable version runs instead."""
+    no such input (a layout, or a dtype other than float32 and float64) the NumPy or portable
+    version runs instead."""
     def or_portable(kernel, name):
         def update(*args):
             out = kernel(*args)
@@ -528,8 +529,13 @@ def compiled_paths(k):
         update.__name__ = f"compiled_{name}"
         return update
 
+    def compiled_add_kernel_row(d, dx, top, strides):
+        (k.add_kernel_row if d.dtype.type in k.FLOATS else add_kernel_row)(d, dx, top, strides)
+
     def compiled_maxpool2d_backward(cache, dy, pool, strides, pads):
         xpad, y = cache
+        if y.dtype.type not in k.FLOATS or dy.dtype != y.dtype:
+            return maxpool2d_backward(cache, dy, pool, strides, pads)
         dx = np.zeros((xpad.shape[1], *xpad.shape[2:], xpad.shape[0]), dtype=y.dtype)   # (C, Hp, Wp, N)
         k.maxpool2d_backward(*(a.transpose(1, 2, 3, 0) for a in (xpad, y, dy)), pool, strides, dx)
         (top, bottom), (left, right) = pads
@@ -537,7 +543,7 @@ def compiled_paths(k):
 
     return {"adam": or_portable(k.adam, "adam"), "rmsprop": or_portable(k.rmsprop, "rmsprop"),
             "maxpool2d_backward": compiled_maxpool2d_backward,
-            "conv2d_backward": functools.partial(conv2d_backward, add_row=k.add_kernel_row),
+            "conv2d_backward": functools.partial(conv2d_backward, add_row=compiled_add_kernel_row),
             "foreach": functools.partial(foreach, whole=True)}
 
 

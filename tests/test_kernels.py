@@ -168,6 +168,27 @@ def test_training_gives_the_same_bits_with_and_without_the_kernels():
     assert runs[0].stdout == runs[1].stdout
 
 
+def test_other_dtypes_take_the_numpy_paths():
+    """float16 (which numba cannot compile) goes the NumPy way, with NumPy's results."""
+    rng = np.random.default_rng(4)
+    x = batch_innermost(rng.standard_normal((2, 3, 8, 8)).astype(np.float16))
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float16)
+    y, cache = NUMPY_BACKEND.maxpool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+    dy = np.ones_like(y)
+    np.testing.assert_array_equal(compiled("maxpool2d_backward")(cache, dy, (2, 2), (2, 2), ((0, 0), (0, 0))),
+                                  NUMPY_BACKEND.maxpool2d_backward(cache, dy, (2, 2), (2, 2), ((0, 0), (0, 0))))
+    z, cache = NUMPY_BACKEND.conv2d_forward(x, w, None, (1, 1), ((0, 0), (0, 0)))
+    dz = np.ones_like(z)
+    for a, b in zip(compiled("conv2d_backward")(w, cache, dz, (1, 1), ((0, 0), (0, 0))),
+                    NUMPY_BACKEND.conv2d_backward(w, cache, dz, (1, 1), ((0, 0), (0, 0)))):
+        assert a.dtype == np.float16
+        np.testing.assert_array_equal(a, b)
+    p, g, m, v = (np.ones(10, dtype=np.float16) for _ in range(4))
+    with B.use("numpy"):
+        got = compiled("adam")(p, g, m, v, np.float16(1e-3), np.float16(0.1), np.float16(0.01), 0.9, 0.999, 1e-7, False)
+    assert all(a.dtype == np.float16 for a in got)
+
+
 INFO = "import portanet as pn; b = pn.backend.get(); print(b.kernel_report()); print(b.op('adam').__name__)"
 
 
