@@ -57,11 +57,12 @@ def choose_threads():
 
 
 def adaptive():
-    """Whether steps pick their BLAS thread count as they run (PORTANET_ADAPT_THREADS=0: no)."""
+    """Whether steps pick their BLAS thread count as they run: only where PORTANET_ADAPT_THREADS=1,
+    since OpenBLAS's bits depend on its thread count for some products (AdaptiveThreads)."""
     setting = os.environ.get("PORTANET_ADAPT_THREADS", "")
     if setting not in ("", "0", "1"):
         raise invalid("PORTANET_ADAPT_THREADS", '"0" or "1" (or unset)', setting)
-    return setting != "0"
+    return setting == "1"
 
 
 class AdaptiveThreads:
@@ -70,8 +71,9 @@ class AdaptiveThreads:
     or as soon as the median of the last RUNS calls is SLOWER times the median that chose the
     count, the next calls try the neighbouring counts (RUNS calls each) and the fastest median
     wins. On a machine whose second core is at times shared with other work, a 2-thread LeNet-5
-    step took 15 ms where 1 thread took 9.5 (and 8.7 against 9.5 the rest of the time). The
-    results do not depend on the count (BLAS splits a product's rows and columns, not its sums)."""
+    step took 15 ms where 1 thread took 9.5 (and 8.7 against 9.5 the rest of the time). Opt-in:
+    OpenBLAS sums some products in blocks that depend on its thread count (an MLP's 50x784x40
+    product differs in its last bits on 1 and 2 threads), so a run's bits then depend on timing."""
 
     PROBE, RUNS, SLOWER = 100, 5, 1.25
 
@@ -224,8 +226,8 @@ class NumpyBackend(Backend):
     def thread_report(self):
         blas = [f"{i['internal_api']} {i['num_threads']}" for i in self.blas.info() if i["user_api"] == "blas"] \
             if self.blas is not None else ["threadpoolctl not installed: BLAS's own default"]
-        adapted = f", each step on the fastest of {self.threads} and fewer as it runs (PORTANET_ADAPT_THREADS=0: " \
-                  f"always {self.threads})" if self.adaptive else ""
+        adapted = f", each step on the fastest of {self.threads} and fewer as it runs (PORTANET_ADAPT_THREADS=1)" \
+            if self.adaptive else ""
         return f"{self.threads} ({self.threads_why}{adapted}); BLAS: {', '.join(blas) or 'none found'}"
 
 

@@ -50,8 +50,8 @@ float32 matrix-multiply rate measured by this script (NumPy, 2048x2048 @ 2048x20
 
 --threads N (default: the cores this process may use) sets OMP_NUM_THREADS, OPENBLAS_NUM_THREADS,
 MKL_NUM_THREADS and PORTANET_NUM_THREADS for every process (portanet's own choice would count
-the bench's other workers as other work; its numpy backend then runs each step on N BLAS threads
-or fewer, whichever is fastest as it runs, unless PORTANET_ADAPT_THREADS=0), torch.set_num_threads(N) and, below the core count, pins
+the bench's other workers as other work; with PORTANET_ADAPT_THREADS=1 its numpy backend runs each
+step on N BLAS threads or fewer, whichever is fastest as it runs), torch.set_num_threads(N) and, below the core count, pins
 every process to N cores (XLA sizes its thread pools from the CPU affinity; N = 1 also turns off
 XLA's multi-threaded Eigen). A 1-minute load average above 0.5 is reported before the start: other
 work skews multi-threaded timings badly on a small machine.
