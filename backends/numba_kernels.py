@@ -28,9 +28,8 @@ def flat_views(*arrays):
 
 def empty_like_flat(a):
     """(an empty array laid out as `a`, a 1-D view of it): `a` is one of flat_views' arrays."""
-    order = sorted(range(a.ndim), key=lambda k: (-a.strides[k], k))
-    out = np.empty([a.shape[k] for k in order], dtype=a.dtype)
-    return out.transpose(np.argsort(order)), out.reshape(-1)
+    out = np.empty_like(a)   # order="K": a's layout
+    return out, flat_views(out)[0]
 
 
 def adam(p, g, m, v, lr, correction_1, correction_2, beta_1, beta_2, epsilon, epsilon_hat):

@@ -56,13 +56,12 @@ def choose_threads():
     return cores, f"the usable cores ({cores})"
 
 
-def adaptive():
-    """Whether steps pick their BLAS thread count as they run: only where PORTANET_ADAPT_THREADS=1,
-    since OpenBLAS's bits depend on its thread count for some products (AdaptiveThreads)."""
-    setting = os.environ.get("PORTANET_ADAPT_THREADS", "")
+def switch(name):
+    """An on/off environment variable's setting: "1", "0" or "" (unset)."""
+    setting = os.environ.get(name, "")
     if setting not in ("", "0", "1"):
-        raise invalid("PORTANET_ADAPT_THREADS", '"0" or "1" (or unset)', setting)
-    return setting == "1"
+        raise invalid(name, '"0" or "1" (or unset)', setting)
+    return setting
 
 
 class AdaptiveThreads:
@@ -150,9 +149,7 @@ def keep_freed_memory():
 def load_kernels():
     """backends/numba_kernels.py where numba is installed (portanet[fast]) and PORTANET_NUMBA is
     not 0: (the module or None, why), for `python -m portanet info`."""
-    setting = os.environ.get("PORTANET_NUMBA", "")
-    if setting not in ("", "0", "1"):
-        raise invalid("PORTANET_NUMBA", '"0" or "1" (or unset)', setting)
+    setting = switch("PORTANET_NUMBA")
     if setting == "0":
         return None, "off (PORTANET_NUMBA=0)"
     try:
@@ -179,7 +176,8 @@ class NumpyBackend(Backend):
         if self.blas is not None:
             self.blas.limit(limits=self.threads, user_api="blas")   # for the whole process
             self.blas_libraries = [lib for lib in self.blas.lib_controllers if lib.user_api == "blas"]
-        self.adaptive = adaptive() and self.threads > 1 and bool(self.blas_libraries)
+        # opt-in: OpenBLAS's bits depend on its thread count for some products (AdaptiveThreads)
+        self.adaptive = switch("PORTANET_ADAPT_THREADS") == "1" and self.threads > 1 and bool(self.blas_libraries)
         # Fast paths for portanet.ops (same signatures and results as the portable versions there,
         # parity-tested in tests/test_conv.py and tests/test_pooling.py): in-place writes into
         # preallocated arrays instead of stacking, padding and summing new ones.
