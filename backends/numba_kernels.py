@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 FLOATS = (np.float32, np.float64)
-compiled = numba.njit(cache=True, error_model="numpy")
+compiled = numba.njit(cache=True, error_model="numpy", nogil=True)
 
 
 def flat_views(*arrays):

@@ -2,6 +2,7 @@
 cores, or on one thread on a machine already busier than its cores (PORTANET_NUM_THREADS
 overrides); with glibc, malloc keeps freed memory for the next step (PORTANET_MALLOC=system
 leaves it alone). See docs/architecture.md, "Threads"."""
+import concurrent.futures
 import ctypes
 import functools
 import importlib
@@ -115,6 +116,62 @@ class AdaptiveThreads:
         return self.counts[self.current]
 
 
+class Workers:
+    """The numpy backend's own threads (docs/architecture.md, "Threads"): `run` shares a
+    convolution's tasks (chunks of output rows, dx's loop) among the calling thread and count - 1
+    pool threads (NumPy and BLAS release the GIL). A task is the same calls on any thread, and
+    BLAS runs on one thread while the pool works (its own threads would oversubscribe the cores,
+    and they spin for a while after each product), so the results are the bits of a one-thread run
+    for every count. BLAS gets its threads back at the end of the step that used the pool (`step`:
+    products after a convolution in the same step stay on one thread, where OpenBLAS's spinning
+    threads would slow the next convolution), or at once outside steps."""
+
+    def __init__(self, count, set_blas_threads):
+        self.count, self.set_blas_threads = count, set_blas_threads
+        self.pool, self.pid = None, None
+        self.steps = 0   # steps running now
+
+    def run(self, tasks):
+        """Call every task (a function of no arguments that writes its own part of a result); each
+        thread takes the next one as it becomes free, so a slower core takes fewer."""
+        if len(tasks) < 2:
+            return serially(tasks)
+        if self.pid != os.getpid():   # a forked process has none of its parent's threads
+            self.pool, self.pid = concurrent.futures.ThreadPoolExecutor(self.count - 1, "portanet-numpy"), os.getpid()
+        self.set_blas_threads(1)
+        try:
+            queue = iter(tasks)   # shared: next() is atomic under the GIL
+            futures = [self.pool.submit(serially, queue) for _ in range(min(self.count, len(tasks)) - 1)]
+            try:
+                serially(queue)
+            finally:
+                concurrent.futures.wait(futures)
+            for future in futures:
+                future.result()   # raises what a task raised there
+        finally:
+            if not self.steps:
+                self.set_blas_threads(self.count)
+
+    def step(self, fn):
+        """fn, giving BLAS back its threads when it returns."""
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            self.steps += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.steps -= 1
+                if not self.steps:
+                    self.set_blas_threads(self.count)
+        return run
+
+
+def serially(tasks):
+    """`Workers.run` on the calling thread alone."""
+    for task in tasks:
+        task()
+
+
 def _median(values):
     return sorted(values)[len(values) // 2]
 
@@ -189,11 +246,17 @@ class NumpyBackend(Backend):
         self.kernels, self.kernels_why = load_kernels()
         if self.kernels is not None:   # compiled loops in place of some of them (same results)
             self.fast.update(compiled_paths(self.kernels))
+        self.workers = None
+        if switch("PORTANET_POOL") != "0" and self.threads > 1 and self.blas_libraries:
+            self.workers = Workers(self.threads, self.set_blas_threads)
+            for name in ("conv2d_forward", "conv2d_backward"):   # their chunks shared by the threads
+                self.fast[name] = functools.partial(self.fast[name], run_tasks=self.workers.run)
 
     def jit(self, fn, donate_argnums=()):
-        """No compilation; with adaptive threads, `fn` runs on the BLAS thread count that is
-        fastest now (AdaptiveThreads)."""
-        return AdaptiveThreads(fn, self.set_blas_threads, self.threads) if self.adaptive else fn
+        """No compilation: `fn` gives BLAS back its threads at its end (Workers.step) and, with
+        adaptive threads, runs on the BLAS thread count that is fastest now (AdaptiveThreads)."""
+        step = self.workers.step(fn) if self.workers is not None else fn
+        return AdaptiveThreads(step, self.set_blas_threads, self.threads) if self.adaptive else step
 
     def set_blas_threads(self, count):
         if count != self.blas_threads:
@@ -226,7 +289,9 @@ class NumpyBackend(Backend):
             if self.blas is not None else ["threadpoolctl not installed: BLAS's own default"]
         adapted = f", each step on the fastest of {self.threads} and fewer as it runs (PORTANET_ADAPT_THREADS=1)" \
             if self.adaptive else ""
-        return f"{self.threads} ({self.threads_why}{adapted}); BLAS: {', '.join(blas) or 'none found'}"
+        pool = f"; convolutions' chunks of rows shared by {self.threads} threads, BLAS on one meanwhile " \
+            "(PORTANET_POOL=0: off)" if self.workers is not None else ""
+        return f"{self.threads} ({self.threads_why}{adapted}){pool}; BLAS: {', '.join(blas) or 'none found'}"
 
 
 # ----- fast paths for portanet.ops ---------------------------------------------------------------
@@ -272,24 +337,27 @@ def col2im(dcols, x_shape, kernel, strides, pads):
     return out[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2)
 
 
-def conv2d_forward(x, kernel, bias, strides, pads):
+def conv2d_forward(x, kernel, bias, strides, pads, run_tasks=serially):
     """portanet.ops.conv2d_forward computed a few output rows at a time: each chunk's columns
     (im2col of those rows, about CHUNK bytes) are copied while in cache and multiplied at once, one
     GEMM per output row (skinny GEMMs are several times faster on (C*kh*kw, Wo*N) pieces than on
-    the whole (C*kh*kw, Ho*Wo*N)). The cache is the padded input laid out as (C, Hp, Wp, N): the
-    columns are made again in the backward pass (faster than keeping them: docs/architecture.md,
-    "Threads")."""
+    the whole (C*kh*kw, Ho*Wo*N)); `run_tasks` runs the chunks (Workers.run: on the backend's threads).
+    The cache is the padded input laid out as (C, Hp, Wp, N): the columns are made again in the
+    backward pass (faster than keeping them: docs/architecture.md, "Threads")."""
     N, C, H, W = x.shape
     O, _, kh, kw = kernel.shape
     _, (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
     xt = _batch_last(x, pads)
     k2 = kernel.reshape(O, -1)
     z = np.empty((O, Ho, Wo * N), dtype=x.dtype)
-    for chunk in _chunks(Ho, k2.shape[1] * Wo * N * x.itemsize):
+
+    def rows(chunk):
         out = z[:, chunk].transpose(1, 0, 2)                          # (rows, O, Wo*N)
         np.matmul(k2, _columns(xt, (kh, kw), strides, chunk, Wo), out=out)
         if bias is not None:
             out += bias.reshape(O, 1)
+
+    run_tasks([functools.partial(rows, chunk) for chunk in _chunks(Ho, k2.shape[1] * Wo * N * x.itemsize)])
     return z.reshape(O, Ho, Wo, N).transpose(3, 0, 1, 2), (xt, tuple(x.shape))
 
 
@@ -301,10 +369,12 @@ def add_kernel_row(d, dx, top, strides):
         dx[:, _window(top, strides[0], rows), _window(j, strides[1], Wo), :] += d[:, j]
 
 
-def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True, add_row=add_kernel_row):
+def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=True, add_row=add_kernel_row,
+                    run_tasks=serially):
     """portanet.ops.conv2d_backward in chunks of rows, as the forward pass: dkernel summed from one
     partial GEMM per output row, dx from one GEMM per kernel row i and chunk, added into place by
-    `add_row` (backends/numba_kernels.py has a compiled one)."""
+    `add_row` (backends/numba_kernels.py has a compiled one). `run_tasks` runs dx's loop and
+    dkernel's chunks (Workers.run: dx beside dkernel on the backend's threads)."""
     xt, x_shape = cache
     O, C, kh, kw = kernel.shape
     N, _, H, W = x_shape
@@ -312,29 +382,37 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
     run = Wo * N
     dz3 = _batch_last(dz, ((0, 0), (0, 0))).reshape(O, Ho, run)
     partials = np.empty((Ho, C * kh * kw, O), dtype=dz3.dtype)
-    for chunk in _chunks(Ho, C * kh * kw * run * dz.itemsize):
+    dx = np.zeros((C, Hp, Wp, N), dtype=dz3.dtype) if need_dx else None
+
+    def dkernel_rows(chunk):
         np.matmul(_columns(xt, (kh, kw), strides, chunk, Wo), dz3[:, chunk].transpose(1, 2, 0), out=partials[chunk])
+
+    def dx_rows():
+        sh, krows = strides[0], kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
+        for i in range(kh):
+            for chunk in _chunks(Ho, C * kw * run * dz.itemsize, DX_CHUNK):
+                count = chunk.stop - chunk.start
+                d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
+                add_row(d, dx, chunk.start * sh + i, strides)
+
+    dkernel_tasks = [functools.partial(dkernel_rows, chunk) for chunk in _chunks(Ho, C * kh * kw * run * dz.itemsize)]
+    run_tasks(([dx_rows] if need_dx else []) + dkernel_tasks)   # dx first: its loop is the longest task
     dkernel = partials.sum(axis=0).T.reshape(kernel.shape)
     dbias = dz3.sum(axis=(1, 2)) if need_bias else None
     if not need_dx:
         return None, dkernel, dbias
     (top, _), (left, _) = pads
-    sh, krows = strides[0], kernel.transpose(2, 1, 3, 0).reshape(kh, C * kw, O)
-    dx = np.zeros((C, Hp, Wp, N), dtype=dz3.dtype)
-    for i in range(kh):
-        for chunk in _chunks(Ho, C * kw * run * dz.itemsize):
-            count = chunk.stop - chunk.start
-            d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
-            add_row(d, dx, chunk.start * sh + i, strides)
     return dx[:, top:top + H, left:left + W, :].transpose(3, 0, 1, 2), dkernel, dbias
 
 
 CHUNK = 1 << 21   # bytes of columns per chunk (512 KiB to 2 MiB timed alike on LeNet-5's layers)
+DX_CHUNK = 1 << 18   # bytes of dx's products per chunk, added into place while in cache: LeNet-5's
+#                      second layer 0.91 ms in chunks of one row (150 KiB), 1.36 ms in one of 10
 
 
-def _chunks(rows, bytes_per_row):
-    """range(rows) cut into slices of about CHUNK bytes (at least one row each)."""
-    step = max(1, CHUNK // bytes_per_row)
+def _chunks(rows, bytes_per_row, size=None):
+    """range(rows) cut into slices of about `size` bytes (default CHUNK; at least one row each)."""
+    step = max(1, (size or CHUNK) // bytes_per_row)
     return [slice(a, min(a + step, rows)) for a in range(0, rows, step)]
 
 

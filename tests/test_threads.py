@@ -3,10 +3,12 @@
 `python -m portanet info`; a small conv model's training result does not depend on them; the relu_backward
 and convolution fast paths match the portable code."""
 import contextlib
+import functools
 import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -88,6 +90,7 @@ def test_convolution_in_chunks_of_rows_matches_portable_code(monkeypatch, shape,
     """The numpy convolution, its output rows computed one per chunk or many, against the
     portable code (float32: several GEMMs per row sum in another order)."""
     monkeypatch.setattr(NUMPY_BACKEND, "CHUNK", chunk)
+    monkeypatch.setattr(NUMPY_BACKEND, "DX_CHUNK", chunk)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal((filters, shape[1], *kernel)).astype(np.float32)
@@ -145,6 +148,8 @@ def test_freed_memory_is_kept_for_reuse():
 
 TRAIN = """
 import numpy as np, portanet as pn
+import portanet.backends.numpy as numpy_backend
+numpy_backend.CHUNK = 1   # a chunk per output row: the convolution's rows shared by the threads
 pn.set_seed(0)
 x = np.random.default_rng(0).random((256, 1, 12, 12), dtype=np.float32)
 y = np.random.default_rng(1).integers(0, 4, 256)
@@ -157,11 +162,106 @@ print(repr(float(np.abs(m.get_weights()[0]).sum())))
 
 
 def test_the_result_does_not_depend_on_the_thread_count():
-    """For this model's products OpenBLAS gives the same bits on 1 and 2 threads, adapting or not
-    (not for every product: docs/architecture.md, "Threads")."""
-    runs = [run(TRAIN, PORTANET_NUM_THREADS=n, PORTANET_ADAPT_THREADS=a) for n, a in (("1", "1"), ("2", "0"), ("2", "1"))]
+    """A conv model trains to the same bits on 1 and 2 threads: with the backend's threads sharing
+    the convolution's rows (every product of the step then on one BLAS thread), adapting or not,
+    and without them (OpenBLAS's own 2 threads: the same bits for this model's products, not for
+    every product: docs/architecture.md, "Threads")."""
+    settings = [{"PORTANET_NUM_THREADS": "1"}, {"PORTANET_NUM_THREADS": "2"},
+                {"PORTANET_NUM_THREADS": "2", "PORTANET_ADAPT_THREADS": "1"},
+                {"PORTANET_NUM_THREADS": "2", "PORTANET_POOL": "0"}]
+    runs = [run(TRAIN, **env) for env in settings]
     assert all(r.returncode == 0 for r in runs), "".join(r.stderr for r in runs)
-    assert runs[0].stdout == runs[1].stdout == runs[2].stdout
+    assert len({r.stdout for r in runs}) == 1, [r.stdout for r in runs]
+
+
+class BlasThreads:
+    """Workers' set_blas_threads, recorded; BLAS itself stays on one thread (set by the test)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, count):
+        self.calls.append(count)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, filters, kernel, strides, pads",
+                         CONVOLUTIONS + [((128, 1, 32, 32), 6, (5, 5), (1, 1), ((0, 0), (0, 0)))])
+def test_workers_give_the_bits_of_one_thread(monkeypatch, shape, filters, kernel, strides, pads, dtype):
+    """The convolution with its tasks (chunks of rows, dx's loop) shared by three threads (one row
+    per chunk, and LeNet-5's first layer in its default chunks) gives the same bits as on the
+    calling thread alone, BLAS on one thread in both; other threads ran tasks (each records its
+    thread, and waits a little so that a pool thread wakes before the caller has taken them all)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if shape[0] != 128:
+        monkeypatch.setattr(NUMPY_BACKEND, "CHUNK", 1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    w = rng.standard_normal((filters, shape[1], *kernel)).astype(dtype)
+    bias = rng.standard_normal(filters).astype(dtype)
+    blas, threads = BlasThreads(), set()
+    workers = NUMPY_BACKEND.Workers(3, blas)
+
+    def recorded(task):
+        time.sleep(0.002)
+        threads.add(threading.get_ident())
+        task()
+
+    def recording(tasks):
+        workers.run([functools.partial(recorded, task) for task in tasks])
+
+    results = []
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        for run_tasks in (NUMPY_BACKEND.serially, recording):
+            z, cache = NUMPY_BACKEND.conv2d_forward(x, w, bias, strides, pads, run_tasks=run_tasks)
+            dz = np.random.default_rng(1).standard_normal(z.shape).astype(dtype)
+            results.append([z, *NUMPY_BACKEND.conv2d_backward(w, cache, dz, strides, pads, run_tasks=run_tasks)])
+    for shared, alone in zip(*results):
+        np.testing.assert_array_equal(shared, alone)
+    assert len(threads) >= 2 and blas.calls == [1, 3, 1, 3]
+
+
+def test_workers_keep_blas_on_one_thread_until_the_step_ends():
+    """Outside a step BLAS gets its threads back after each run; in a step (jit) only at the step's
+    end, also where a task raises, and the error reaches the caller."""
+    blas = BlasThreads()
+    workers = NUMPY_BACKEND.Workers(2, blas)
+    done = []
+    workers.run([functools.partial(done.append, k) for k in range(5)])
+    assert sorted(done) == list(range(5)) and blas.calls == [1, 2]
+
+    def task(k, fail_at):
+        time.sleep(0.001)
+        if k == fail_at:
+            raise ZeroDivisionError
+
+    def step(fail_at):
+        for _ in range(2):
+            workers.run([functools.partial(task, k, fail_at) for k in range(4)])
+        assert blas.calls[-1] == 1
+        return "done"
+
+    blas.calls.clear()
+    assert workers.step(step)(None) == "done" and blas.calls == [1, 1, 2]
+    for fail_at in (0, 3):   # the first task (the calling thread's), a later one
+        blas.calls.clear()
+        with pytest.raises(ZeroDivisionError):
+            workers.step(step)(fail_at)
+        assert blas.calls == [1, 2]
+    workers.run([lambda: None])   # one task: no threads, BLAS left alone
+    assert blas.calls == [1, 2]
+
+
+def test_workers_are_on_by_default_and_shown():
+    code = "import portanet as pn; b = pn.backend.get(); print(b.thread_report()); print(b.fast['conv2d_forward'])"
+    two, off, one = (run(code, PORTANET_NUM_THREADS=n, **env) for n, env in
+                     (("2", {}), ("2", {"PORTANET_POOL": "0"}), ("1", {})))
+    assert "convolutions' chunks of rows shared by 2 threads" in two.stdout, two.stdout + two.stderr
+    assert "Workers.run" in two.stdout
+    for other in (off, one):
+        assert "shared" not in other.stdout and "Workers" not in other.stdout, other.stdout + other.stderr
+    bad = run("import portanet.__main__ as m; m.main(['info'])", PORTANET_NUM_THREADS="1", PORTANET_POOL="on")
+    assert "Expected \"0\" or \"1\" (or unset). Received: PORTANET_POOL='on'" in bad.stdout
 
 
 def test_adaptive_threads_follow_the_fastest_count():
@@ -209,3 +309,27 @@ def test_relu_backward_fast_path_matches_portable_code(backend, shape):
         portable = to_host(B.get().op("relu_backward")(to_device(dy), to_device(z)))
     np.testing.assert_array_equal(fast, portable)
     np.testing.assert_array_equal(portable, np.where(z > 0, dy, 0.0).astype(portable.dtype))
+
+
+FORK = """
+import functools, os, signal
+import portanet.backends.numpy as numpy_backend
+workers = numpy_backend.Workers(2, lambda count: None)
+done = []
+workers.run([functools.partial(done.append, k) for k in (0, 1)])
+pid = os.fork()
+if pid == 0:   # the child: killed after 20 s if it waits on its parent's threads
+    signal.alarm(20)
+    workers.run([functools.partial(done.append, k) for k in (2, 3)])
+    os._exit(0 if sorted(done) == [0, 1, 2, 3] else 1)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_workers_start_again_in_a_forked_process():
+    """A process forked after the pool started (multiprocessing's default on Linux) gets its own
+    threads instead of waiting on its parent's."""
+    if not hasattr(os, "fork"):
+        pytest.skip("no fork here")
+    child = run(FORK)
+    assert child.stdout.strip() == "0", child.stdout + child.stderr
