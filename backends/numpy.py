@@ -8,6 +8,7 @@ import functools
 import importlib
 import os
 import platform
+import threading
 import time
 
 import array_api_compat
@@ -129,7 +130,7 @@ class Workers:
     def __init__(self, count, set_blas_threads):
         self.count, self.set_blas_threads = count, set_blas_threads
         self.pool, self.pid = None, None
-        self.steps = 0   # steps running now
+        self.steps, self.lock = 0, threading.Lock()   # steps running now (in any of the user's threads)
 
     def run(self, tasks):
         """Call every task (a function of no arguments that writes its own part of a result); each
@@ -156,13 +157,15 @@ class Workers:
         """fn, giving BLAS back its threads when it returns."""
         @functools.wraps(fn)
         def run(*args, **kwargs):
-            self.steps += 1
+            with self.lock:
+                self.steps += 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                self.steps -= 1
-                if not self.steps:
-                    self.set_blas_threads(self.count)
+                with self.lock:
+                    self.steps -= 1
+                    if not self.steps:
+                        self.set_blas_threads(self.count)
         return run
 
 
