@@ -5,8 +5,9 @@ the NumPy code it replaces (no fast-math), so the results are the same bits
 (tests/test_kernels.py). They run on the calling thread: numba's thread pool and OpenBLAS's
 threads, both spinning while they wait, slowed each other's work 2-3x inside a training step
 (docs/architecture.md, "Compiled kernels"); they release the GIL, so the convolution's dx adds
-run beside dkernel's products on the backend's own threads (`Workers`). error_model="numpy": a division by zero gives inf or
-nan as in NumPy, and the loops vectorize (with Python's checks they do not)."""
+run beside dkernel's products on the backend's own threads (`Workers`). error_model="numpy": a
+division by zero gives inf or nan as in NumPy, and the loops vectorize (with Python's checks they
+do not)."""
 import numba
 import numpy as np
 

@@ -138,7 +138,8 @@ class Workers:
         if len(tasks) < 2:
             return serially(tasks)
         if self.pid != os.getpid():   # a forked process has none of its parent's threads
-            self.pool, self.pid = concurrent.futures.ThreadPoolExecutor(self.count - 1, "portanet-numpy"), os.getpid()
+            self.pool = concurrent.futures.ThreadPoolExecutor(self.count - 1, "portanet-numpy")
+            self.pid = os.getpid()
         self.set_blas_threads(1)
         try:
             queue = iter(tasks)   # shared: next() is atomic under the GIL
@@ -344,9 +345,9 @@ def conv2d_forward(x, kernel, bias, strides, pads, run_tasks=serially):
     """portanet.ops.conv2d_forward computed a few output rows at a time: each chunk's columns
     (im2col of those rows, about CHUNK bytes) are copied while in cache and multiplied at once, one
     GEMM per output row (skinny GEMMs are several times faster on (C*kh*kw, Wo*N) pieces than on
-    the whole (C*kh*kw, Ho*Wo*N)); `run_tasks` runs the chunks (Workers.run: on the backend's threads).
-    The cache is the padded input laid out as (C, Hp, Wp, N): the columns are made again in the
-    backward pass (faster than keeping them: docs/architecture.md, "Threads")."""
+    the whole (C*kh*kw, Ho*Wo*N)); `run_tasks` runs the chunks (Workers.run: on the backend's
+    threads). The cache is the padded input laid out as (C, Hp, Wp, N): the columns are made again
+    in the backward pass (faster than keeping them: docs/architecture.md, "Threads")."""
     N, C, H, W = x.shape
     O, _, kh, kw = kernel.shape
     _, (Ho, Wo) = _sizes((H, W), (kh, kw), strides, pads)
@@ -398,7 +399,8 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
                 d = (krows[i] @ dz3[:, chunk].reshape(O, -1)).reshape(C, kw, count, Wo, N)
                 add_row(d, dx, chunk.start * sh + i, strides)
 
-    dkernel_tasks = [functools.partial(dkernel_rows, chunk) for chunk in _chunks(Ho, C * kh * kw * run * dz.itemsize)]
+    chunks = _chunks(Ho, C * kh * kw * run * dz.itemsize)
+    dkernel_tasks = [functools.partial(dkernel_rows, chunk) for chunk in chunks]
     run_tasks(([dx_rows] if need_dx else []) + dkernel_tasks)   # dx first: its loop is the longest task
     dkernel = partials.sum(axis=0).T.reshape(kernel.shape)
     dbias = dz3.sum(axis=(1, 2)) if need_bias else None
