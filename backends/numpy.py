@@ -3,6 +3,7 @@ cores, or on one thread on a machine already busier than its cores (PORTANET_NUM
 overrides); with glibc, malloc keeps freed memory for the next step (PORTANET_MALLOC=system
 leaves it alone). See docs/architecture.md, "Threads"."""
 import concurrent.futures
+import contextvars
 import ctypes
 import functools
 import importlib
@@ -120,30 +121,37 @@ class AdaptiveThreads:
 class Workers:
     """The numpy backend's own threads (docs/architecture.md, "Threads"): `run` shares a
     convolution's tasks (chunks of output rows, dx's loop) among the calling thread and count - 1
-    pool threads (NumPy and BLAS release the GIL). A task is the same calls on any thread, and
-    BLAS runs on one thread while the pool works (its own threads would oversubscribe the cores,
-    and they spin for a while after each product), so the results are the bits of a one-thread run
-    for every count. BLAS gets its threads back at the end of the step that used the pool (`step`:
-    products after a convolution in the same step stay on one thread, where OpenBLAS's spinning
-    threads would slow the next convolution), or at once outside steps."""
+    pool threads (NumPy and BLAS release the GIL; each task sees the caller's NumPy error state).
+    A task is the same calls on any thread, and BLAS runs on one thread while the pool works (its
+    own threads would oversubscribe the cores, and they spin for a while after each product), so
+    a convolution's results are the bits of a one-thread run for every count. BLAS gets its threads
+    back when no step and no run is active any more (`step`: products after a shared convolution
+    in the same step stay on one thread, where OpenBLAS's spinning threads would slow the next
+    convolution; outside steps, at the run's end)."""
 
     def __init__(self, count, set_blas_threads):
         self.count, self.set_blas_threads = count, set_blas_threads
         self.pool, self.pid = None, None
-        self.steps, self.lock = 0, threading.Lock()   # steps running now (in any of the user's threads)
+        self.active, self.lock = 0, threading.Lock()   # steps and runs going on, in any of the user's threads
 
     def run(self, tasks):
         """Call every task (a function of no arguments that writes its own part of a result); each
         thread takes the next one as it becomes free, so a slower core takes fewer."""
         if len(tasks) < 2:
             return serially(tasks)
-        if self.pid != os.getpid():   # a forked process has none of its parent's threads
-            self.pool = concurrent.futures.ThreadPoolExecutor(self.count - 1, "portanet-numpy")
-            self.pid = os.getpid()
-        self.set_blas_threads(1)
+        with self.lock:
+            if self.pid != os.getpid():   # a forked process has none of its parent's threads
+                self.pool = concurrent.futures.ThreadPoolExecutor(self.count - 1, "portanet-numpy")
+                self.pid = os.getpid()
+            self.active += 1
+            self.set_blas_threads(1)
         try:
-            queue = iter(tasks)   # shared: next() is atomic under the GIL
-            futures = [self.pool.submit(serially, queue) for _ in range(min(self.count, len(tasks)) - 1)]
+            queue, futures = iter(tasks), []   # shared: next() is atomic under the GIL
+            try:
+                for _ in range(min(self.count, len(tasks)) - 1):
+                    futures.append(self.pool.submit(contextvars.copy_context().run, serially, queue))
+            except RuntimeError:   # the interpreter is shutting down: the calling thread does the rest
+                pass
             try:
                 serially(queue)
             finally:
@@ -151,23 +159,25 @@ class Workers:
             for future in futures:
                 future.result()   # raises what a task raised there
         finally:
-            if not self.steps:
-                self.set_blas_threads(self.count)
+            self._leave()
 
     def step(self, fn):
-        """fn, giving BLAS back its threads when it returns."""
+        """fn, giving BLAS back its threads when it returns (unless another step or run is active)."""
         @functools.wraps(fn)
         def run(*args, **kwargs):
             with self.lock:
-                self.steps += 1
+                self.active += 1
             try:
                 return fn(*args, **kwargs)
             finally:
-                with self.lock:
-                    self.steps -= 1
-                    if not self.steps:
-                        self.set_blas_threads(self.count)
+                self._leave()
         return run
+
+    def _leave(self):
+        with self.lock:
+            self.active -= 1
+            if not self.active:
+                self.set_blas_threads(self.count)
 
 
 def serially(tasks):
@@ -412,7 +422,7 @@ def conv2d_backward(kernel, cache, dz, strides, pads, need_dx=True, need_bias=Tr
 
 CHUNK = 1 << 21   # bytes of columns per chunk (512 KiB to 2 MiB timed alike on LeNet-5's layers)
 DX_CHUNK = 1 << 18   # bytes of dx's products per chunk, added into place while in cache: LeNet-5's
-#                      second layer 0.91 ms in chunks of one row (150 KiB), 1.36 ms in one of 10
+#                      second layer's dx loop 0.91 ms in chunks of one row (150 KiB), 1.36 in one of 10
 
 
 def _chunks(rows, bytes_per_row, size=None):

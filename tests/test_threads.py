@@ -252,6 +252,59 @@ def test_workers_keep_blas_on_one_thread_until_the_step_ends():
     assert blas.calls == [1, 2]
 
 
+def test_workers_give_blas_back_when_the_last_step_or_run_ends():
+    """Another user thread's step ends while a run (outside steps) is still working, and a step
+    ends while the other thread's step goes on: BLAS stays on one thread until the last ends."""
+    blas = BlasThreads()
+    workers = NUMPY_BACKEND.Workers(2, blas)
+    inside, leave = threading.Event(), threading.Event()
+
+    def long_step():
+        workers.run([lambda: None, lambda: None])
+        inside.set()
+        leave.wait(10)
+
+    other = threading.Thread(target=workers.step(long_step))
+    other.start()
+    assert inside.wait(10)
+    workers.step(lambda: workers.run([lambda: None, lambda: None]))()
+    assert 2 not in blas.calls
+    seen = []
+
+    def task():
+        leave.set()
+        other.join(10)
+        seen.append(list(blas.calls))
+
+    workers.run([task, lambda: None])
+    assert not other.is_alive() and 2 not in seen[0] and blas.calls[-1] == 2
+
+
+def test_workers_tasks_see_the_callers_error_state_and_survive_a_shut_pool():
+    """A task on a pool thread raises under the caller's np.errstate(over="raise") as on the
+    calling thread (NumPy keeps it per context); with the pool shut (as at the interpreter's exit)
+    the calling thread runs every task."""
+    workers = NUMPY_BACKEND.Workers(2, BlasThreads())
+    big = np.full(4, 3e38, np.float32)
+    raised = []
+
+    def overflow():
+        time.sleep(0.002)
+        try:
+            big * np.float32(10)
+            raised.append((threading.get_ident(), False))
+        except FloatingPointError:
+            raised.append((threading.get_ident(), True))
+
+    with np.errstate(over="raise"):
+        workers.run([overflow] * 8)
+    assert len(raised) == 8 and all(r for _, r in raised) and len({t for t, _ in raised}) == 2
+    workers.pool.shutdown()
+    done = []
+    workers.run([functools.partial(done.append, k) for k in range(4)])
+    assert done == [0, 1, 2, 3]
+
+
 def test_workers_are_on_by_default_and_shown():
     code = "import portanet as pn; b = pn.backend.get(); print(b.thread_report()); print(b.fast['conv2d_forward'])"
     two, off, one = (run(code, PORTANET_NUM_THREADS=n, **env) for n, env in
