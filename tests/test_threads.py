@@ -174,16 +174,6 @@ def test_the_result_does_not_depend_on_the_thread_count():
     assert len({r.stdout for r in runs}) == 1, [r.stdout for r in runs]
 
 
-class BlasThreads:
-    """Workers' set_blas_threads, recorded; BLAS itself stays on one thread (set by the test)."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, count):
-        self.calls.append(count)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape, filters, kernel, strides, pads",
                          CONVOLUTIONS + [((128, 1, 32, 32), 6, (5, 5), (1, 1), ((0, 0), (0, 0)))])
@@ -199,8 +189,8 @@ def test_workers_give_the_bits_of_one_thread(monkeypatch, shape, filters, kernel
     x = rng.standard_normal(shape).astype(dtype)
     w = rng.standard_normal((filters, shape[1], *kernel)).astype(dtype)
     bias = rng.standard_normal(filters).astype(dtype)
-    blas, threads = BlasThreads(), set()
-    workers = NUMPY_BACKEND.Workers(3, blas)
+    blas, threads = [], set()   # Workers' BLAS settings, recorded (BLAS itself set by the test)
+    workers = NUMPY_BACKEND.Workers(3, blas.append)
 
     def recorded(task):
         time.sleep(0.002)
@@ -218,17 +208,17 @@ def test_workers_give_the_bits_of_one_thread(monkeypatch, shape, filters, kernel
             results.append([z, *NUMPY_BACKEND.conv2d_backward(w, cache, dz, strides, pads, run_tasks=run_tasks)])
     for shared, alone in zip(*results):
         np.testing.assert_array_equal(shared, alone)
-    assert len(threads) >= 2 and blas.calls == [1, 3, 1, 3]
+    assert len(threads) >= 2 and blas == [1, 3, 1, 3]
 
 
 def test_workers_keep_blas_on_one_thread_until_the_step_ends():
     """Outside a step BLAS gets its threads back after each run; in a step (jit) only at the step's
     end, also where a task raises, and the error reaches the caller."""
-    blas = BlasThreads()
-    workers = NUMPY_BACKEND.Workers(2, blas)
+    blas = []   # Workers' BLAS settings, recorded
+    workers = NUMPY_BACKEND.Workers(2, blas.append)
     done = []
     workers.run([functools.partial(done.append, k) for k in range(5)])
-    assert sorted(done) == list(range(5)) and blas.calls == [1, 2]
+    assert sorted(done) == list(range(5)) and blas == [1, 2]
 
     def task(k, fail_at):
         time.sleep(0.001)
@@ -238,25 +228,25 @@ def test_workers_keep_blas_on_one_thread_until_the_step_ends():
     def step(fail_at):
         for _ in range(2):
             workers.run([functools.partial(task, k, fail_at) for k in range(4)])
-        assert blas.calls[-1] == 1
+        assert blas[-1] == 1
         return "done"
 
-    blas.calls.clear()
-    assert workers.step(step)(None) == "done" and blas.calls == [1, 1, 2]
+    blas.clear()
+    assert workers.step(step)(None) == "done" and blas == [1, 1, 2]
     for fail_at in (0, 3):   # the first task (the calling thread's), a later one
-        blas.calls.clear()
+        blas.clear()
         with pytest.raises(ZeroDivisionError):
             workers.step(step)(fail_at)
-        assert blas.calls == [1, 2]
+        assert blas == [1, 2]
     workers.run([lambda: None])   # one task: no threads, BLAS left alone
-    assert blas.calls == [1, 2]
+    assert blas == [1, 2]
 
 
 def test_workers_give_blas_back_when_the_last_step_or_run_ends():
     """Another user thread's step ends while a run (outside steps) is still working, and a step
     ends while the other thread's step goes on: BLAS stays on one thread until the last ends."""
-    blas = BlasThreads()
-    workers = NUMPY_BACKEND.Workers(2, blas)
+    blas = []   # Workers' BLAS settings, recorded
+    workers = NUMPY_BACKEND.Workers(2, blas.append)
     inside, leave = threading.Event(), threading.Event()
 
     def long_step():
@@ -268,23 +258,23 @@ def test_workers_give_blas_back_when_the_last_step_or_run_ends():
     other.start()
     assert inside.wait(10)
     workers.step(lambda: workers.run([lambda: None, lambda: None]))()
-    assert 2 not in blas.calls
+    assert 2 not in blas
     seen = []
 
     def task():
         leave.set()
         other.join(10)
-        seen.append(list(blas.calls))
+        seen.append(list(blas))
 
     workers.run([task, lambda: None])
-    assert not other.is_alive() and 2 not in seen[0] and blas.calls[-1] == 2
+    assert not other.is_alive() and 2 not in seen[0] and blas[-1] == 2
 
 
 def test_workers_tasks_see_the_callers_error_state_and_survive_a_shut_pool():
     """A task on a pool thread raises under the caller's np.errstate(over="raise") as on the
     calling thread (NumPy keeps it per context); with the pool shut (as at the interpreter's exit)
     the calling thread runs every task."""
-    workers = NUMPY_BACKEND.Workers(2, BlasThreads())
+    workers = NUMPY_BACKEND.Workers(2, [].append)
     big = np.full(4, 3e38, np.float32)
     raised = []
 
